@@ -1,0 +1,1 @@
+"""Sending one message through a provider. Knows nothing of the daemon (`dialer`)."""

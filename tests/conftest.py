@@ -1,0 +1,19 @@
+"""Fixtures for every test. Tests that need the lab PBX fail (never skip) when it is down."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import lab_pbx
+
+
+@pytest.fixture(scope="session")
+def lab_pbx_running() -> None:
+    """Fail (never skip) when the lab PBX is not running."""
+    status = lab_pbx("status", check=False)
+    if status.returncode != 0:
+        pytest.fail(
+            "the lab PBX is not running; start it with `lab/pbx start` (make test does this)\n"
+            + status.stdout
+            + status.stderr
+        )

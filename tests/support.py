@@ -1,0 +1,103 @@
+"""Helpers shared by the tests: waiting for AMI events without sleeping, the lab PBX."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from dialer.ami import AmiClient, AmiEvent, AmiOptions
+
+REPO = Path(__file__).resolve().parent.parent
+LAB_PBX = REPO / "lab" / "pbx"
+LAB_AMI_PORT = 15038
+LAB_AMI_USERNAME = "outreach"
+
+
+def lab_pbx(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `lab/pbx ARGS...` and return what it printed."""
+    return subprocess.run(
+        [str(LAB_PBX), *args], capture_output=True, text=True, check=check, timeout=120
+    )
+
+
+def lab_ami_options(**overrides: float | str | int) -> AmiOptions:
+    secret = (REPO / "lab" / "ami-secret").read_text().strip()
+    values: dict[str, float | str | int] = {
+        "host": "127.0.0.1",
+        "port": LAB_AMI_PORT,
+        "username": LAB_AMI_USERNAME,
+        "secret": secret,
+        "ping_interval_s": 2.0,
+        "ping_timeout_s": 1.0,
+        "reconnect_initial_backoff_s": 0.2,
+        "reconnect_max_backoff_s": 1.0,
+    }
+    values.update(overrides)
+    return AmiOptions(**values)  # type: ignore[arg-type]
+
+
+class EventRecorder:
+    """Keeps every AMI event; `wait_for` returns the first one matching, as soon as it arrives."""
+
+    def __init__(self) -> None:
+        self.events: list[AmiEvent] = []
+        self._arrived = asyncio.Condition()
+
+    async def __call__(self, event: AmiEvent) -> None:
+        async with self._arrived:
+            self.events.append(event)
+            self._arrived.notify_all()
+
+    async def wait_for(
+        self, matches: Callable[[AmiEvent], bool], timeout_s: float = 15.0
+    ) -> AmiEvent:
+        async with asyncio.timeout(timeout_s), self._arrived:
+            while True:
+                for event in self.events:
+                    if matches(event):
+                        return event
+                await self._arrived.wait()
+
+    def of_call(self, channel_id: str) -> list[AmiEvent]:
+        """Events of one call: every leg carries the Originate ChannelId as its Linkedid."""
+        return [
+            e
+            for e in self.events
+            if channel_id in (e.get("Linkedid"), e.get("Uniqueid"), e.get("DestUniqueid"))
+        ]
+
+
+@contextlib.asynccontextmanager
+async def running(client: AmiClient) -> AsyncIterator[AmiClient]:
+    """Run the client's supervisor for the duration of the block, then stop it."""
+    task = asyncio.create_task(client.run())
+    try:
+        yield client
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class RecordingSleep:
+    """Stands in for asyncio.sleep in a reconnect loop: records each delay, waits until released."""
+
+    def __init__(self) -> None:
+        self.delays_s: list[float] = []
+        self._recorded = asyncio.Condition()
+        self.release = asyncio.Event()
+
+    async def __call__(self, delay_s: float) -> None:
+        async with self._recorded:
+            self.delays_s.append(delay_s)
+            self._recorded.notify_all()
+        await self.release.wait()
+        self.release.clear()
+
+    async def wait_for_count(self, count: int, timeout_s: float = 10.0) -> list[float]:
+        async with asyncio.timeout(timeout_s), self._recorded:
+            await self._recorded.wait_for(lambda: len(self.delays_s) >= count)
+        return self.delays_s

@@ -1,0 +1,48 @@
+"""Dependencies point one way: dialer -> notifiers, and only the adapters touch the libraries."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Which of our modules may import which third-party client library (DESIGN.md, STYLE.md).
+ADAPTERS = {
+    "panoramisk": {"dialer/ami.py"},
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def sources(package: str) -> list[Path]:
+    return sorted((REPO / package).rglob("*.py"))
+
+
+def test_notifiers_never_import_the_daemon() -> None:
+    offenders = [
+        str(path.relative_to(REPO))
+        for path in sources("notifiers")
+        if any(name.split(".")[0] == "dialer" for name in imported_modules(path))
+    ]
+    assert offenders == []
+
+
+def test_only_the_adapter_modules_import_client_libraries() -> None:
+    offenders = []
+    for path in sources("dialer") + sources("notifiers"):
+        relative = str(path.relative_to(REPO))
+        for name in imported_modules(path):
+            allowed = ADAPTERS.get(name.split(".")[0])
+            if allowed is not None and relative not in allowed:
+                offenders.append(f"{relative} imports {name}")
+    assert offenders == []
