@@ -1,0 +1,1 @@
+"""Alembic migrations of the store; run by `dialer.store.Store.open`, see env.py."""

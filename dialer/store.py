@@ -1,0 +1,437 @@
+"""The store: tables, migrations, and the connection to SQLite or PostgreSQL.
+
+SQLAlchemy 2 Core, async. SQLite (aiosqlite, WAL) is the embedded default; PostgreSQL (asyncpg)
+serves several workers sharing one campaign. The schema is changed only by the migrations in
+``dialer/migrations`` (alembic, run in code by `Store.open`); `metadata` below must describe the
+same schema, and a test compares the two on both backends.
+
+Times are stored in UTC and always read back timezone-aware (`UtcDateTime`); a naive datetime is
+refused when written.
+
+Exceptions::
+
+    StoreError    the store cannot be created, reached or migrated; the message names the path
+                  or host/port/database and the reason, never a password, and is fit to show
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeDecorator
+
+from dialer.outcomes import Outcome
+
+StoreDialect = Literal["sqlite", "postgresql"]
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+CONNECT_TIMEOUT_S = 5.0
+PING_TIMEOUT_S = 2.0
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+POSTGRES_DEFAULT_PORT = 5432
+# Taken with pg_advisory_xact_lock while migrating, so two workers starting at once take turns.
+MIGRATION_LOCK_KEY = 0x70_62_78_6F  # "pbxo"
+
+MESSAGE_STATUSES = ("queued", "sending", "sent", "delivered", "undelivered", "failed", "dead")
+CAMPAIGN_STATES = ("running", "paused")
+CONTACT_STATES = ("pending", "dialling", "done", "failed", "cancelled")
+CALL_OUTCOMES = tuple(outcome.value for outcome in Outcome)
+OPT_OUT_SCOPES = ("sms", "call", "all")
+
+
+class StoreError(Exception):
+    """The store cannot be created, reached or migrated. The message is fit to show a user."""
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored in UTC; read back aware (UTC) also from SQLite."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"refusing a naive datetime ({value.isoformat()}): give a timezone")
+        in_utc = value.astimezone(UTC)
+        # SQLite has no time zone type: store the UTC wall time, so text order is time order.
+        return in_utc.replace(tzinfo=None) if dialect.name == "sqlite" else in_utc
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# SQLite makes only an INTEGER PRIMARY KEY an auto-incrementing rowid.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> sa.CheckConstraint:
+    allowed = ", ".join(f"'{value}'" for value in values)
+    return sa.CheckConstraint(f"{column} IN ({allowed})", name=column)
+
+
+def _timestamps() -> tuple[sa.Column[datetime], sa.Column[datetime]]:
+    return (
+        sa.Column("created_at", UtcDateTime(), nullable=False, default=utc_now),
+        sa.Column("updated_at", UtcDateTime(), nullable=False, default=utc_now, onupdate=utc_now),
+    )
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("event_id", sa.String, nullable=False, unique=True),
+    sa.Column("order_id", sa.String, nullable=False),
+    sa.Column("stage", sa.String, nullable=False),
+    sa.Column("phone", sa.String, nullable=False),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("response", Json, nullable=True),
+    sa.Column("received_at", UtcDateTime(), nullable=False, default=utc_now),
+)
+
+outbound_messages = sa.Table(
+    "outbound_messages",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("event_id", sa.String, nullable=False),
+    sa.Column("order_id", sa.String, nullable=False),
+    sa.Column("stage", sa.String, nullable=False),
+    sa.Column("channel", sa.String, nullable=False, default="sms", server_default="sms"),
+    sa.Column("phone", sa.String, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("segments", sa.Integer, nullable=False, default=1, server_default="1"),
+    sa.Column("provider", sa.String, nullable=True),
+    sa.Column("provider_message_id", sa.String, nullable=True, unique=True),
+    sa.Column("status", sa.String, nullable=False, default="queued", server_default="queued"),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("error_code", sa.String, nullable=True),
+    *_timestamps(),
+    sa.Column("sent_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("order_id", "stage"),
+    _one_of("status", MESSAGE_STATUSES),
+    sa.Index(None, "status", "next_attempt_at"),
+)
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String, nullable=False, unique=True),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("state", sa.String, nullable=False, default="running", server_default="running"),
+    *_timestamps(),
+    _one_of("state", CAMPAIGN_STATES),
+)
+
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("campaign_id", Id, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("phone", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=True),
+    sa.Column("timezone", sa.String, nullable=True),
+    sa.Column("priority", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("context", Json, nullable=True),
+    sa.Column("state", sa.String, nullable=False, default="pending", server_default="pending"),
+    sa.Column("attempts_count", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=True),
+    sa.Column("lease_owner", sa.String, nullable=True),
+    sa.Column("lease_expires_at", UtcDateTime(), nullable=True),
+    sa.Column("last_outcome", sa.String, nullable=True),
+    sa.Column("disposition", sa.String, nullable=True),
+    *_timestamps(),
+    sa.UniqueConstraint("campaign_id", "phone"),
+    _one_of("state", CONTACT_STATES),
+    _one_of("last_outcome", CALL_OUTCOMES),
+    sa.Index(None, "campaign_id", "state", "next_attempt_at"),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("attempt_id", sa.String, nullable=False, unique=True),
+    sa.Column("contact_id", Id, sa.ForeignKey("contacts.id"), nullable=False, index=True),
+    sa.Column("campaign_id", Id, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("phone", sa.String, nullable=False),
+    sa.Column("channel_id", sa.String, nullable=True, unique=True),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("answered_at", UtcDateTime(), nullable=True),
+    sa.Column("ended_at", UtcDateTime(), nullable=True),
+    sa.Column("outcome", sa.String, nullable=True),
+    sa.Column("disposition", sa.String, nullable=True),
+    sa.Column("reason_code", sa.Integer, nullable=True),
+    sa.Column("dial_status", sa.String, nullable=True),
+    sa.Column("hangup_cause", sa.Integer, nullable=True),
+    sa.Column("duration_s", sa.Float, nullable=True),
+    _one_of("outcome", CALL_OUTCOMES),
+    sa.Index(None, "campaign_id", "outcome"),
+)
+# The attempts still in flight: what a restart or an AMI reconnect must settle.
+sa.Index(
+    "ix_attempts_unsettled",
+    attempts.c.started_at,
+    sqlite_where=attempts.c.outcome.is_(None),
+    postgresql_where=attempts.c.outcome.is_(None),
+)
+
+opt_outs = sa.Table(
+    "opt_outs",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("phone", sa.String, nullable=False),
+    sa.Column("scope", sa.String, nullable=False),
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False, default=utc_now),
+    sa.UniqueConstraint("phone", "scope"),
+    _one_of("scope", OPT_OUT_SCOPES),
+)
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An alembic config for our migrations; env.py runs them on `connection`."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The revision the migrations lead to."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise StoreError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+        )
+    command.upgrade(alembic_config(connection), "head")
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+@dataclass(frozen=True)
+class _Target:
+    url: URL
+    dialect: StoreDialect
+    location: str  # the sqlite file, or postgresql://user@host:port/db; never a password
+
+
+_URL_FORMS = "sqlite+aiosqlite:///PATH.db or postgresql+asyncpg://USER@HOST:PORT/DATABASE"
+
+
+def _parse_url(url: str) -> _Target:
+    """Check the url; whatever driver it names, the store uses aiosqlite or asyncpg."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"invalid store url: expected {_URL_FORMS}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            raise StoreError(f"the store must be a SQLite file: expected {_URL_FORMS}")
+        path = Path(database).absolute()
+        sqlite_url = parsed.set(drivername="sqlite+aiosqlite", database=str(path))
+        return _Target(sqlite_url, "sqlite", str(path))
+    if backend == "postgresql":
+        host, port = parsed.host or "localhost", parsed.port or POSTGRES_DEFAULT_PORT
+        user = f"{parsed.username}@" if parsed.username else ""
+        location = f"postgresql://{user}{host}:{port}/{parsed.database or ''}"
+        return _Target(parsed.set(drivername="postgresql+asyncpg"), "postgresql", location)
+    raise StoreError(f"unsupported store url scheme {parsed.drivername!r}: expected {_URL_FORMS}")
+
+
+def _create_sqlite_file(path: Path) -> None:
+    """Create the directories and the file in WAL mode, so that a bad path is reported plainly.
+
+    Synchronous on purpose: switching to WAL fails at once (no busy wait) while another
+    connection holds a lock, so it is done here, before the pool opens connections.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("ab"):
+            pass
+    except FileExistsError as exc:  # mkdir met a file where a directory should be
+        raise StoreError(
+            f"cannot create the store at {path}: {exc.filename} is not a directory"
+        ) from exc
+    except OSError as exc:
+        raise StoreError(f"cannot create the store at {path}: {exc.strerror or exc}") from exc
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)) as db:
+            _use_wal(db)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+
+
+def _use_wal(dbapi_connection: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode")
+        if cursor.fetchone()[0] != "wal":
+            cursor.execute("PRAGMA journal_mode = WAL")
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _connection_record: Any) -> None:
+    # Let SQLAlchemy emit BEGIN (see _on_sqlite_begin), not the sqlite3 module's legacy guesswork.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+    _use_wal(dbapi_connection)
+
+
+def _on_sqlite_begin(connection: Connection) -> None:
+    # IMMEDIATE takes the write lock up front, waiting up to busy_timeout for it; a DEFERRED
+    # transaction that reads and then writes fails at once with "database is locked" instead.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _create_engine(target: _Target, connect_timeout_s: float) -> AsyncEngine:
+    if target.dialect == "sqlite":
+        engine = create_async_engine(target.url)
+        sa.event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+        sa.event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
+        return engine
+    return create_async_engine(
+        target.url, pool_pre_ping=True, connect_args={"timeout": connect_timeout_s}
+    )
+
+
+def _reason(exc: BaseException, password: str | None) -> str:
+    """The innermost cause of a driver error, on one line, without the password."""
+    root: BaseException = exc
+    while not isinstance(root, TimeoutError):
+        cause = root.orig if isinstance(root, DBAPIError) else root.__cause__
+        if cause is None:
+            break
+        root = cause
+    if isinstance(root, TimeoutError):
+        reason = "timed out"
+    elif isinstance(root, OSError) and root.strerror:
+        reason = root.strerror
+    else:
+        reason = (str(root).strip() or type(root).__name__).splitlines()[0]
+    return reason.replace(password, "***") if password else reason
+
+
+_DRIVER_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class Store:
+    """The open store: an async engine on SQLite or PostgreSQL, at the migrations' head."""
+
+    engine: AsyncEngine
+    dialect: StoreDialect
+    location: str
+    ping_timeout_s: float = PING_TIMEOUT_S
+
+    @classmethod
+    async def open(
+        cls, url: str, *, migrate: bool = True, connect_timeout_s: float = CONNECT_TIMEOUT_S
+    ) -> Store:
+        """Connect to the store at `url` (an SQLAlchemy async url), migrating it to head."""
+        target = _parse_url(url)
+        if target.dialect == "sqlite":
+            _create_sqlite_file(Path(target.location))
+        store = cls(
+            engine=_create_engine(target, connect_timeout_s),
+            dialect=target.dialect,
+            location=target.location,
+        )
+        doing = "cannot connect to" if target.dialect == "postgresql" else "cannot open"
+        try:
+            async with asyncio.timeout(connect_timeout_s):
+                async with store.engine.connect() as connection:
+                    await connection.execute(sa.text("SELECT 1"))
+            if migrate:
+                doing = "cannot migrate"
+                async with store.engine.begin() as connection:
+                    await connection.run_sync(_upgrade_to_head)
+        except CommandError as exc:  # e.g. a revision from a newer release
+            await store.close()
+            known = f"this release knows revisions up to {head_revision()}"
+            raise StoreError(f"{doing} the store at {store.location}: {exc} ({known})") from exc
+        except _DRIVER_ERRORS as exc:
+            await store.close()
+            raise store._error(doing, exc) from exc
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def ping(self) -> None:
+        """Run SELECT 1 within `ping_timeout_s`; StoreError when the store is unreachable."""
+        try:
+            async with asyncio.timeout(self.ping_timeout_s):
+                async with self.engine.connect() as connection:
+                    await connection.execute(sa.text("SELECT 1"))
+        except _DRIVER_ERRORS as exc:
+            raise self._error("cannot reach", exc) from exc
+
+    async def schema_revision(self) -> str | None:
+        """The migration revision the schema is at; None for an empty database."""
+        try:
+            async with self.engine.connect() as connection:
+                return await connection.run_sync(_current_revision)
+        except _DRIVER_ERRORS as exc:
+            raise self._error("cannot read the schema revision of", exc) from exc
+
+    async def close(self) -> None:
+        with contextlib.suppress(*_DRIVER_ERRORS):
+            await self.engine.dispose()
+
+    def _error(self, doing: str, exc: BaseException) -> StoreError:
+        reason = _reason(exc, self.engine.url.password)
+        return StoreError(f"{doing} the store at {self.location}: {reason}")
