@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import signal
+import socket
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -101,3 +105,99 @@ class RecordingSleep:
         async with asyncio.timeout(timeout_s), self._recorded:
             await self._recorded.wait_for(lambda: len(self.delays_s) >= count)
         return self.delays_s
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (also used as a closed port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_daemon_config(
+    directory: Path,
+    *,
+    ami_port: int = LAB_AMI_PORT,
+    ami_secret: str | None = None,
+    api_port: int,
+    store_url: str = "sqlite:///var/outreach.db",
+) -> Path:
+    """A small config for running the daemon in tests, with its secrets in files beside it."""
+    secret_file = directory / "ami-secret"
+    secret_file.write_text((ami_secret or (REPO / "lab" / "ami-secret").read_text().strip()) + "\n")
+    (directory / "api-token").write_text("test-token\n")
+    config = directory / "config.yaml"
+    config.write_text(
+        f"""\
+ami:
+  host: 127.0.0.1
+  port: {ami_port}
+  username: {LAB_AMI_USERNAME}
+  secret_file: ami-secret
+  ping_interval_s: 2
+  ping_timeout_s: 1
+  reconnect_initial_backoff_s: 0.2
+  reconnect_max_backoff_s: 1
+store:
+  url: {store_url}
+api:
+  host: 127.0.0.1
+  port: {api_port}
+  token_file: api-token
+  shutdown_grace_s: 5
+logging:
+  level: INFO
+  format: json
+"""
+    )
+    return config
+
+
+class DaemonProcess:
+    """`python -m dialer run` as a child process; its JSON log lines are read as they come."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.log_lines: list[dict[str, object]] = []
+
+    @classmethod
+    async def start(cls, config: Path) -> DaemonProcess:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "dialer",
+            "run",
+            "--config",
+            str(config),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=REPO,
+        )
+        return cls(process)
+
+    async def wait_for_log(self, event: str, timeout_s: float = 15.0) -> dict[str, object]:
+        """Read log lines until one has `event`; fail when the process ends first."""
+        for line in self.log_lines:
+            if line.get("event") == event:
+                return line
+        assert self.process.stdout is not None
+        async with asyncio.timeout(timeout_s):
+            while raw := await self.process.stdout.readline():
+                line = json.loads(raw)
+                self.log_lines.append(line)
+                if line.get("event") == event:
+                    return line
+        raise AssertionError(f"the daemon exited before logging {event}: {self.log_lines}")
+
+    async def stop(self, signum: int = signal.SIGTERM, timeout_s: float = 10.0) -> int:
+        """Send `signum` and return the exit status; fail when it takes longer than timeout_s."""
+        self.process.send_signal(signum)
+        async with asyncio.timeout(timeout_s):
+            out, _ = await self.process.communicate()
+        self.log_lines.extend(json.loads(raw) for raw in out.splitlines() if raw.strip())
+        assert self.process.returncode is not None
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-
 from dialer.ami import AmiClient
-from tests.support import RecordingSleep, lab_ami_options, running
-
-
-def a_closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.support import RecordingSleep, free_port, lab_ami_options, running
 
 
 async def test_an_unreachable_pbx_is_retried_with_growing_backoff() -> None:
     sleep = RecordingSleep()
     client = AmiClient(
         lab_ami_options(
-            port=a_closed_port(), reconnect_initial_backoff_s=1.0, reconnect_max_backoff_s=4.0
+            port=free_port(), reconnect_initial_backoff_s=1.0, reconnect_max_backoff_s=4.0
         ),
         sleep=sleep,
     )

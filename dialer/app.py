@@ -1,0 +1,119 @@
+"""Wiring: build the daemon from validated settings, run it until told to stop.
+
+`build(settings)` makes every part from the settings alone (no module globals); `Daemon.run(stop)`
+opens the store, serves the API, keeps the AMI link up, announces readiness, and on `stop` shuts
+down in reverse order within `api.shutdown_grace_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from dialer.ami import AmiClient, AmiOptions
+from dialer.api import Check, link_check, make_web_app
+from dialer.config import Settings
+from dialer.logs import get_logger
+from dialer.store import Store, StoreError
+
+log = get_logger(__name__)
+
+STORE_PING_TIMEOUT_S = 2.0
+
+
+class StartupError(Exception):
+    """The daemon cannot start for a reason the operator must fix (exit status 2)."""
+
+
+def ami_options(settings: Settings) -> AmiOptions:
+    ami = settings.ami
+    return AmiOptions(
+        host=ami.host,
+        port=ami.port,
+        username=ami.username,
+        secret=ami.secret.get_secret_value(),
+        events=ami.events,
+        connect_timeout_s=ami.connect_timeout_s,
+        action_timeout_s=ami.action_timeout_s,
+        ping_interval_s=ami.ping_interval_s,
+        ping_timeout_s=ami.ping_timeout_s,
+        reconnect_initial_backoff_s=ami.reconnect_initial_backoff_s,
+        reconnect_max_backoff_s=ami.reconnect_max_backoff_s,
+        login_failure_backoff_s=ami.login_failure_backoff_s,
+    )
+
+
+@dataclass
+class Daemon:
+    settings: Settings
+    ami: AmiClient
+    store: Store | None = None
+
+    async def readiness(self) -> list[Check]:
+        return [link_check(self.ami.link), await self._store_check()]
+
+    async def _store_check(self) -> Check:
+        if self.store is None:
+            return Check("store", False, "not open yet")
+        try:
+            async with asyncio.timeout(STORE_PING_TIMEOUT_S):
+                await self.store.ping()
+        except (StoreError, TimeoutError) as exc:
+            return Check("store", False, str(exc) or "no answer")
+        return Check("store", True, f"{self.store.dialect} reachable")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set; raise `StartupError` for what the operator must fix."""
+        try:
+            self.store = await Store.open(self.settings.store.async_url)
+        except StoreError as exc:
+            raise StartupError(str(exc)) from None
+        api = self.settings.api
+        runner = web.AppRunner(
+            make_web_app(self.readiness, max_body_bytes=api.max_body_bytes),
+            handle_signals=False,
+            access_log=None,
+        )
+        await runner.setup()
+        try:
+            try:
+                await web.TCPSite(runner, api.host, api.port).start()
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot listen on {api.host}:{api.port}: {exc.strerror}"
+                ) from None
+            log.info("api.listening", url=f"http://{api.host}:{api.port}")
+            await self._run_until_stopped(stop)
+        finally:
+            async with asyncio.timeout(api.shutdown_grace_s):
+                await runner.cleanup()
+                await self.store.close()
+            log.info("daemon.stopped")
+
+    async def _run_until_stopped(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            ami_task = tasks.create_task(self.ami.run(), name="ami")
+            ready_task = tasks.create_task(self._announce_ready(), name="announce-ready")
+            await stop.wait()
+            log.info("daemon.stopping")
+            ready_task.cancel()
+            ami_task.cancel()
+
+    async def _announce_ready(self) -> None:
+        await self.ami.wait_logged_in()
+        with contextlib.suppress(TimeoutError):
+            checks = await self.readiness()
+            log.info(
+                "daemon.ready",
+                message="connected and ready",
+                **{check.name: check.detail for check in checks},
+                api=f"http://{self.settings.api.host}:{self.settings.api.port}",
+            )
+
+
+def build(settings: Settings) -> Daemon:
+    """Every part of the daemon, made from validated settings."""
+    return Daemon(settings=settings, ami=AmiClient(ami_options(settings)))
