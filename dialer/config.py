@@ -677,7 +677,7 @@ class HttpProvider(_Provider):
     permanent_statuses: tuple[HttpStatus, ...] = (400, 401, 403, 404, 422)
     """Statuses meaning never retry: the message is dead."""
     transient_statuses: tuple[HttpStatus, ...] = (408, 425, 429, 500, 502, 503, 504)
-    """Statuses meaning retry later; a status in no list counts as transient too."""
+    """Statuses meaning retry later. A status in no list: 5xx is transient, any other permanent."""
     timeout_s: Seconds = 10
     """Time-out of one request."""
 
