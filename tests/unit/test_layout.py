@@ -14,7 +14,14 @@ ADAPTERS = {
     "twilio": {"notifiers/twilio.py"},
     "tenacity": {"notifiers/retry.py"},
     "aiohttp": {"dialer/api.py", "dialer/app.py", "notifiers/twilio.py", "notifiers/http.py"},
-    "sqlalchemy": {"dialer/store.py", "dialer/config.py", "dialer/migrations/*"},
+    # SQL lives in the store modules: store.py, *_store.py and contacts.py.
+    "sqlalchemy": {
+        "dialer/store.py",
+        "dialer/*_store.py",
+        "dialer/contacts.py",
+        "dialer/config.py",
+        "dialer/migrations/*",
+    },
     "alembic": {"dialer/store.py", "dialer/migrations/*"},
 }
 # Pure logic: standard library (and pydantic-free) only, so it is testable without any I/O.
