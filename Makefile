@@ -25,7 +25,7 @@ $(INSTALLED): pyproject.toml requirements.lock
 venv: $(INSTALLED)  ## create the virtual environment and install from the lock
 
 demo: venv  ## run the daemon against the lab PBX (started and stopped for you); Ctrl-C ends it
-	scripts/with-lab-pbx $(BIN)/dialer run --config $(CONFIG)
+	scripts/demo $(CONFIG)
 
 test: lint postgres  ## lint, type-check, then the whole suite against the lab PBX and PostgreSQL
 	scripts/with-lab-pbx $(BIN)/pytest $(PYTEST_ARGS)

@@ -1,14 +1,26 @@
-"""The HTTP API (aiohttp): health and readiness now; the /v1 routes join as they are built."""
+"""The HTTP API (aiohttp): health, readiness, and the shared rules of the /v1 routes.
+
+- `/v1/*` needs `Authorization: Bearer <api.token>`: 401 otherwise (compared in constant time).
+- A body over `api.max_body_bytes` gets 413 (aiohttp's `client_max_size`).
+- An invalid body gets 422 naming each bad field: use `unprocessable(validation_error)`.
+- Features add their routes through their component's `add_routes` (see `dialer.app`).
+"""
 
 from __future__ import annotations
 
+import hmac
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from dialer.ami import LinkState
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -27,12 +39,68 @@ def link_check(state: LinkState) -> Check:
     return Check("ami", state.logged_in, state.detail)
 
 
+def error_response(status: int, message: str, **details: Any) -> web.Response:
+    return web.json_response({"error": message, **details}, status=status)
+
+
+def unprocessable(error: pydantic.ValidationError) -> web.Response:
+    """422 naming each bad field, as `a.b.0.c: message`."""
+    fields = [
+        {
+            "field": ".".join(str(part) for part in item["loc"]) or "(body)",
+            "message": item["msg"],
+        }
+        for item in error.errors(include_url=False, include_context=False, include_input=False)
+    ]
+    return error_response(422, "invalid request body", fields=fields)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON; a 400 naming the problem when it is not JSON."""
+    try:
+        return await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"body is not valid JSON: {exc}"}),
+            content_type="application/json",
+        ) from None
+
+
+def bearer_auth(api_token: str) -> Middleware:
+    expected = f"Bearer {api_token}".encode()
+
+    @web.middleware
+    async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/v1/") and not _is_public(request):
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return error_response(
+                    401, "missing or wrong bearer token", hint="Authorization: Bearer <api.token>"
+                )
+        return await handler(request)
+
+    return require_token
+
+
+PUBLIC_ROUTE_KEY = web.AppKey("public_paths", set[str])
+
+
+def _is_public(request: web.Request) -> bool:
+    """Routes authenticated another way (Twilio's signed callbacks) are listed as public."""
+    return request.path in request.app[PUBLIC_ROUTE_KEY]
+
+
+def mark_public(app: web.Application, path: str) -> None:
+    """Exempt `path` from the bearer token (it must check its own signature)."""
+    app[PUBLIC_ROUTE_KEY].add(path)
+
+
 async def healthz(_: web.Request) -> web.Response:
     """Alive: the process answers. Says nothing about the PBX or the store."""
     return web.json_response({"status": "alive"})
 
 
-def make_readyz(probe: ReadinessProbe) -> Callable[[web.Request], Awaitable[web.Response]]:
+def make_readyz(probe: ReadinessProbe) -> Handler:
     async def readyz(_: web.Request) -> web.Response:
         checks = await probe()
         ready = all(check.ok for check in checks)
@@ -45,8 +113,9 @@ def make_readyz(probe: ReadinessProbe) -> Callable[[web.Request], Awaitable[web.
     return readyz
 
 
-def make_web_app(probe: ReadinessProbe, *, max_body_bytes: int) -> web.Application:
-    app = web.Application(client_max_size=max_body_bytes)
+def make_web_app(probe: ReadinessProbe, *, max_body_bytes: int, api_token: str) -> web.Application:
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[bearer_auth(api_token)])
+    app[PUBLIC_ROUTE_KEY] = set()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", make_readyz(probe))
     return app

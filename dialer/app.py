@@ -1,15 +1,23 @@
 """Wiring: build the daemon from validated settings, run it until told to stop.
 
 `build(settings)` makes every part from the settings alone (no module globals); `Daemon.run(stop)`
-opens the store, serves the API, keeps the AMI link up, announces readiness, and on `stop` shuts
-down in reverse order within `api.shutdown_grace_s`.
+opens the store, makes the components (campaign runners, the SMS dispatcher...) from their
+factories, serves the API, keeps the AMI link up, announces readiness, and on `stop` lets each
+component drain within `api.shutdown_grace_s` before shutting down in reverse order.
+
+A component is what a feature adds to the daemon: routes for the API and one long-running
+`run(stop)` that returns once `stop` is set and its work in flight has settled. Its factory gets
+the `Resources` (settings, open store, AMI client, clock) and is listed in `build()`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
 
 from aiohttp import web
 
@@ -26,6 +34,35 @@ STORE_PING_TIMEOUT_S = 2.0
 
 class StartupError(Exception):
     """The daemon cannot start for a reason the operator must fix (exit status 2)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a component factory gets: everything is open and ready to use."""
+
+    settings: Settings
+    store: Store
+    ami: AmiClient
+    now: Callable[[], datetime] = utc_now
+
+
+class Component(Protocol):
+    """A part of the daemon with API routes and one long-running task."""
+
+    name: str
+
+    def add_routes(self, app: web.Application) -> None:
+        """Register this component's routes (under /v1/ they need the bearer token)."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set, then settle what is in flight and return."""
+
+
+ComponentFactory = Callable[[Resources], Component]
 
 
 def ami_options(settings: Settings) -> AmiOptions:
@@ -50,7 +87,10 @@ def ami_options(settings: Settings) -> AmiOptions:
 class Daemon:
     settings: Settings
     ami: AmiClient
+    component_factories: Sequence[ComponentFactory] = ()
+    now: Callable[[], datetime] = utc_now
     store: Store | None = None
+    components: list[Component] = field(default_factory=list)
 
     async def readiness(self) -> list[Check]:
         return [link_check(self.ami.link), await self._store_check()]
@@ -68,15 +108,20 @@ class Daemon:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; raise `StartupError` for what the operator must fix."""
         try:
-            self.store = await Store.open(self.settings.store.async_url)
+            store = self.store = await Store.open(self.settings.store.async_url)
         except StoreError as exc:
             raise StartupError(str(exc)) from None
+        resources = Resources(settings=self.settings, store=store, ami=self.ami, now=self.now)
+        self.components = [make(resources) for make in self.component_factories]
         api = self.settings.api
-        runner = web.AppRunner(
-            make_web_app(self.readiness, max_body_bytes=api.max_body_bytes),
-            handle_signals=False,
-            access_log=None,
+        web_app = make_web_app(
+            self.readiness,
+            max_body_bytes=api.max_body_bytes,
+            api_token=api.token.get_secret_value(),
         )
+        for component in self.components:
+            component.add_routes(web_app)
+        runner = web.AppRunner(web_app, handle_signals=False, access_log=None)
         await runner.setup()
         try:
             try:
@@ -90,16 +135,26 @@ class Daemon:
         finally:
             async with asyncio.timeout(api.shutdown_grace_s):
                 await runner.cleanup()
-                await self.store.close()
+                await store.close()
             log.info("daemon.stopped")
 
     async def _run_until_stopped(self, stop: asyncio.Event) -> None:
+        grace_s = self.settings.api.shutdown_grace_s
         async with asyncio.TaskGroup() as tasks:
             ami_task = tasks.create_task(self.ami.run(), name="ami")
             ready_task = tasks.create_task(self._announce_ready(), name="announce-ready")
+            component_tasks = [
+                tasks.create_task(component.run(stop), name=component.name)
+                for component in self.components
+            ]
             await stop.wait()
-            log.info("daemon.stopping")
+            log.info("daemon.stopping", grace_s=grace_s)
             ready_task.cancel()
+            if component_tasks:
+                _, still_running = await asyncio.wait(component_tasks, timeout=grace_s)
+                for task in still_running:
+                    log.warning("daemon.component_cancelled", component=task.get_name())
+                    task.cancel()
             ami_task.cancel()
 
     async def _announce_ready(self) -> None:
@@ -116,4 +171,9 @@ class Daemon:
 
 def build(settings: Settings) -> Daemon:
     """Every part of the daemon, made from validated settings."""
-    return Daemon(settings=settings, ami=AmiClient(ami_options(settings)))
+    factories: list[ComponentFactory] = []
+    return Daemon(
+        settings=settings,
+        ami=AmiClient(ami_options(settings)),
+        component_factories=factories,
+    )
