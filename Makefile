@@ -30,10 +30,11 @@ demo: venv  ## run the daemon against the lab PBX (started and stopped for you);
 test: lint postgres  ## lint, type-check, then the whole suite against the lab PBX and PostgreSQL
 	scripts/with-lab-pbx $(BIN)/pytest $(PYTEST_ARGS)
 
-lint: venv  ## ruff (lint + format check) and mypy strict over dialer/ and notifiers/
+lint: venv  ## ruff (lint + format check), mypy strict over dialer/ and notifiers/, hadolint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 format: venv  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
