@@ -9,7 +9,7 @@ CONFIG  ?= config/example.yaml
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test lint format typecheck pytest bench lab-start lab-stop lab-status postgres lock clean
+.PHONY: help venv demo test lint format bench lab-start lab-stop lab-status postgres docs lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ lab-status:  ## is the lab Asterisk running, and where are its logs
 
 postgres:  ## make sure PostgreSQL runs on 127.0.0.1:5432
 	scripts/ensure-postgres
+
+docs: venv  ## regenerate docs/config-reference.md from the config models
+	$(BIN)/python -m dialer.config_reference > docs/config-reference.md
 
 lock: venv  ## re-pin every dependency into requirements.lock
 	$(BIN)/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url --no-emit-find-links \
