@@ -339,7 +339,10 @@ def _on_sqlite_begin(connection: Connection) -> None:
 
 def _create_engine(target: _Target, connect_timeout_s: float) -> AsyncEngine:
     if target.dialect == "sqlite":
-        engine = create_async_engine(target.url)
+        # One connection: SQLite has one writer anyway, and every transaction here begins
+        # IMMEDIATE; with several pooled connections they would wait in SQLite's busy handler
+        # (which sleeps), while with one they queue in asyncio and run back to back.
+        engine = create_async_engine(target.url, pool_size=1, max_overflow=0)
         sa.event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         sa.event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
         return engine

@@ -30,7 +30,7 @@ from notifiers.retry import (
     classify_error_unless_ambiguous,
     send_with_retry,
 )
-from notifiers.twilio import TwilioNotifier, translate_twilio_error
+from notifiers.twilio import TwilioNotifier, translate_twilio_error, twilio_signature_valid
 
 __all__ = [
     "Classifier",
@@ -59,4 +59,5 @@ __all__ = [
     "send_with_retry",
     "should_fall_back",
     "translate_twilio_error",
+    "twilio_signature_valid",
 ]

@@ -29,6 +29,7 @@ from typing import Any, Self
 import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from notifiers.base import OutboundSms, SendResult
@@ -41,6 +42,7 @@ __all__ = [
     "TRANSIENT_ERROR_CODES",
     "TwilioNotifier",
     "translate_twilio_error",
+    "twilio_signature_valid",
 ]
 
 # Twilio's synchronous (create) error codes, sorted. Twilio says its codes' causes "can change",
@@ -269,3 +271,13 @@ def _describe(exc: Any) -> str:
         detail = f": {exc.detail}" if exc.detail else ""
         return f"HTTP {exc.status} {exc.title}{detail}"
     return f"HTTP {exc.status}: {exc.msg}"
+
+
+def twilio_signature_valid(
+    auth_token: str, url: str, params: Mapping[str, str], signature: str
+) -> bool:
+    """Whether `signature` (X-Twilio-Signature) signs this webhook: `url` is the public URL
+    Twilio called, byte for byte with its raw query string; `params` the form body."""
+    if not signature:
+        return False
+    return bool(RequestValidator(auth_token).validate(url, dict(params), signature))

@@ -1,0 +1,232 @@
+"""Order events in: validated, stored with what they cause, answered once and for all.
+
+`Intake.accept(body)` takes the JSON of `POST /v1/events` and returns `(http_status, answer)`:
+
+- 422 (as `pydantic.ValidationError`, raised) naming each bad field: an unknown `stage` (the
+  built-in stages plus the configured ones), a `phone` that is not a valid number (with the
+  reason from `phones.parse`), a naive `occurred_at`, unknown keys...
+- 202 with what it queued: the event, its message (one per order and stage, none to an
+  opted-out or non-mobile number, none for a stage without a template) and the contacts its
+  stage adds (`add_to_campaign`, `only_vip`), all written in one transaction first.
+- 200 with the stored answer when the same event (same `event_id`, same body) comes again;
+  409 when an `event_id` comes back with a different body.
+
+A non-urgent message that arrives in quiet hours is queued with `next_attempt_at` at their end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Annotated, Any
+
+import pydantic
+from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, ValidationInfo
+
+from dialer import sms_store
+from dialer.config import Settings
+from dialer.logs import get_logger
+from dialer.phones import InvalidNumber, PhoneNumber, parse
+from dialer.store import Store
+from dialer.templates import DataValue, quiet_hours_end, render
+from notifiers import segments
+
+__all__ = ["BUILT_IN_STAGES", "Event", "Intake"]
+
+log = get_logger(__name__)
+
+BUILT_IN_STAGES = (
+    "order_confirmed",
+    "shipped",
+    "out_for_delivery",
+    "delivered",
+    "refused",
+    "return_accepted",
+    "exchange_accepted",
+    "refund_issued",
+)
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _known_stage(value: Any, info: ValidationInfo) -> Any:
+    stages: frozenset[str] = (info.context or {}).get("stages", frozenset(BUILT_IN_STAGES))
+    if isinstance(value, str) and value not in stages:
+        raise ValueError(f"unknown stage {value!r}; known: {', '.join(sorted(stages))}")
+    return value
+
+
+def _phone(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, str):
+        return value  # the type check reports it
+    region: str = (info.context or {}).get("default_region", "CN")
+    try:
+        return parse(value, region)
+    except InvalidNumber as exc:
+        raise ValueError(str(exc)) from None
+
+
+class Customer(pydantic.BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(max_length=200)] = ""
+    vip: bool = False
+
+
+class Event(pydantic.BaseModel):
+    """The body of POST /v1/events."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    event_id: Text
+    order_id: Text
+    stage: Annotated[str, BeforeValidator(_known_stage)]
+    phone: Annotated[PhoneNumber, BeforeValidator(_phone)]
+    customer: Customer = Customer()
+    occurred_at: AwareDatetime
+    data: dict[Annotated[str, Field(max_length=100)], DataValue] = Field(default_factory=dict)
+
+    def stored_form(self) -> dict[str, Any]:
+        """The payload kept with the event (and compared when the event_id comes again)."""
+        return {**self.model_dump(mode="json", exclude={"phone"}), "phone": self.phone.e164}
+
+
+class Intake:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        now: Callable[[], datetime],
+        on_queued: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.now = now
+        self.on_queued = on_queued
+        self.stages = frozenset((*BUILT_IN_STAGES, *settings.notifications.stages))
+        self._context = {"stages": self.stages, "default_region": settings.default_region}
+
+    def validate(self, body: Any) -> Event:
+        """The event, or `pydantic.ValidationError` naming each bad field."""
+        return Event.model_validate(body, context=self._context)
+
+    async def accept(self, body: Any) -> tuple[int, dict[str, Any]]:
+        event = self.validate(body)
+        payload = event.stored_form()
+        known = await sms_store.find_event(self.store, event.event_id)
+        if known is not None:
+            return self._again(event, payload, known)
+        now = self.now()
+        message, skipped, encoding = self._message(event, now)
+        accepted = await sms_store.accept_event(
+            self.store,
+            event_id=event.event_id,
+            order_id=event.order_id,
+            stage=event.stage,
+            phone=event.phone.e164,
+            payload=payload,
+            message=message,
+            new_contacts=self._contacts(event),
+            now=now,
+            respond=lambda done: _answer(event, done, message, skipped, encoding),
+        )
+        if not accepted.created:  # the same event_id won a race with this one
+            return self._again(event, payload, accepted.stored)
+        if accepted.message_id is not None and message is not None:
+            log.info(
+                "sms.queued",
+                order_id=event.order_id,
+                stage=event.stage,
+                message_id=accepted.message_id,
+                segments=message.segments,
+                encoding=encoding,
+                next_attempt_at=message.next_attempt_at.isoformat(),
+            )
+            if self.on_queued is not None:
+                self.on_queued()
+        assert accepted.stored.response is not None
+        return 202, accepted.stored.response
+
+    def _again(
+        self, event: Event, payload: Mapping[str, Any], known: sms_store.StoredEvent
+    ) -> tuple[int, dict[str, Any]]:
+        if dict(known.payload) != dict(payload):
+            log.warning("event.conflicting_duplicate", event_id=event.event_id)
+            return 409, {
+                "error": "this event_id was already accepted with a different body",
+                "event_id": event.event_id,
+            }
+        return 200, dict(known.response or {})
+
+    def _message(
+        self, event: Event, now: datetime
+    ) -> tuple[sms_store.NewMessage | None, str | None, str | None]:
+        """(the message to queue, why none, its encoding)."""
+        notifications = self.settings.notifications
+        stage = notifications.stages.get(event.stage)
+        if stage is None:
+            return None, "no_template", None
+        if not event.phone.is_mobile:
+            return None, "not_mobile", None
+        body = render(
+            stage,
+            notifications,
+            stage=event.stage,
+            order_id=event.order_id,
+            customer_name=event.customer.name,
+            data=event.data,
+        )
+        encoding, parts = segments(body)
+        held_until = None if stage.urgent else quiet_hours_end(now, notifications.quiet_hours)
+        message = sms_store.NewMessage(event.phone.e164, body, parts, held_until or now)
+        return message, None, encoding
+
+    def _contacts(self, event: Event) -> list[sms_store.NewContact]:
+        stage = self.settings.notifications.stages.get(event.stage)
+        if stage is None or stage.add_to_campaign is None:
+            return []
+        if stage.only_vip and not event.customer.vip:
+            return []
+        campaign = self.settings.campaigns[stage.add_to_campaign]
+        context: dict[str, Any] = {
+            "order_id": event.order_id,
+            "stage": event.stage,
+            "event_id": event.event_id,
+            "occurred_at": event.occurred_at.isoformat(),
+            **{key: value for key, value in event.data.items()},
+        }
+        return [
+            sms_store.NewContact(
+                campaign=stage.add_to_campaign,
+                kind=campaign.kind,
+                phone=event.phone.e164,
+                name=event.customer.name or None,
+                context=context,
+            )
+        ]
+
+
+def _answer(
+    event: Event,
+    done: sms_store.AcceptedEvent,
+    message: sms_store.NewMessage | None,
+    skipped: str | None,
+    encoding: str | None,
+) -> dict[str, Any]:
+    queued = None
+    if done.message_id is not None and message is not None:
+        queued = {
+            "id": done.message_id,
+            "status": "queued",
+            "next_attempt_at": message.next_attempt_at.isoformat(),
+            "segments": message.segments,
+            "encoding": encoding,
+        }
+    return {
+        "event_id": event.event_id,
+        "order_id": event.order_id,
+        "stage": event.stage,
+        "message": queued,
+        "message_skipped": skipped or done.message_skipped,
+        "contacts": done.contacts,
+    }
