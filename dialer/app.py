@@ -23,8 +23,10 @@ from aiohttp import web
 
 from dialer.ami import AmiClient, AmiOptions
 from dialer.api import Check, link_check, make_web_app
+from dialer.campaign_api import campaigns_component
 from dialer.config import Settings
 from dialer.logs import get_logger
+from dialer.sms import make_sms_component
 from dialer.store import Store, StoreError
 
 log = get_logger(__name__)
@@ -171,7 +173,7 @@ class Daemon:
 
 def build(settings: Settings) -> Daemon:
     """Every part of the daemon, made from validated settings."""
-    factories: list[ComponentFactory] = []
+    factories: list[ComponentFactory] = [make_sms_component, campaigns_component]
     return Daemon(
         settings=settings,
         ami=AmiClient(ami_options(settings)),

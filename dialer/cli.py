@@ -1,4 +1,4 @@
-"""The `dialer` command: run the daemon, check a config file.
+"""The `dialer` command: run the daemon, check a config file, SMS dead letters.
 
 Exit status: 0 done, 2 the operator must fix something (config, store path, port), 1 a bug.
 A user error prints what and where, never a traceback.
@@ -11,11 +11,14 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from dialer import __version__
+from dialer import __version__, sms
 from dialer.app import StartupError, build
+from dialer.campaign_cli import add_campaign_commands, run_campaign_command
 from dialer.config import ConfigError, Settings, load_settings
 from dialer.logs import configure_logging, get_logger
+from dialer.store import StoreError
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
@@ -36,6 +39,16 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a config file; exit 2 on errors")
     check.add_argument("path", metavar="PATH")
+
+    sms = commands.add_parser("sms", help="SMS dead letters: list them, queue one again")
+    sms_commands = sms.add_subparsers(dest="sms_command", required=True, metavar="SMS_COMMAND")
+    dead = sms_commands.add_parser("dead", help="list the dead messages and why they died")
+    dead.add_argument("--config", required=True, metavar="PATH", help="the YAML config file")
+    replay = sms_commands.add_parser("replay", help="queue dead message ID again")
+    replay.add_argument("id", type=int, metavar="ID")
+    replay.add_argument("--config", required=True, metavar="PATH", help="the YAML config file")
+
+    add_campaign_commands(commands)
     return parser
 
 
@@ -79,10 +92,32 @@ def run(config_path: str) -> int:
     return EXIT_OK
 
 
+def sms_command(args: argparse.Namespace) -> int:
+    settings = _load_or_report(args.config)
+    if settings is None:
+        return EXIT_USER_ERROR
+    try:
+        if args.sms_command == "dead":
+            return asyncio.run(sms.print_dead(settings))
+        if not asyncio.run(sms.replay(settings, args.id, now=datetime.now(UTC))):
+            print(f"dialer: no dead message {args.id}", file=sys.stderr)
+            return EXIT_USER_ERROR
+    except StoreError as exc:
+        print(f"dialer: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(f"message {args.id} queued again")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return check_config(args.path)
     if args.command == "run":
         return run(args.config)
+    if args.command == "sms":
+        return sms_command(args)
+    if args.command in ("contacts", "report"):
+        settings = _load_or_report(args.config)
+        return EXIT_USER_ERROR if settings is None else run_campaign_command(args, settings)
     raise AssertionError(f"unhandled command {args.command}")  # argparse refuses unknown ones

@@ -13,7 +13,14 @@ ADAPTERS = {
     "panoramisk": {"dialer/ami.py"},
     "twilio": {"notifiers/twilio.py"},
     "tenacity": {"notifiers/retry.py"},
-    "aiohttp": {"dialer/api.py", "dialer/app.py", "notifiers/twilio.py", "notifiers/http.py"},
+    # HTTP routes live in api.py and the features' *_api.py modules.
+    "aiohttp": {
+        "dialer/api.py",
+        "dialer/*_api.py",
+        "dialer/app.py",
+        "notifiers/twilio.py",
+        "notifiers/http.py",
+    },
     # SQL lives in the store modules: store.py, *_store.py and contacts.py.
     "sqlalchemy": {
         "dialer/store.py",
