@@ -209,7 +209,7 @@ class CampaignService:
                 await runner.settle_lost(call)
                 settled += 1
         released = await self.store.release_orphans(
-            runner.campaign_id, owner=self.options.worker_id, now=now
+            runner.campaign_id, owner=self.options.worker_id, now=now, keep=runner.holding
         )
         if followed or settled or released:
             log.info(

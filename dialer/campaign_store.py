@@ -15,7 +15,7 @@ next step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -413,9 +413,12 @@ class CampaignStore(CampaignStatsStore):
             for row in rows
         ]
 
-    async def release_orphans(self, campaign_id: int, *, owner: str, now: datetime) -> int:
+    async def release_orphans(
+        self, campaign_id: int, *, owner: str, now: datetime, keep: Collection[int] = ()
+    ) -> int:
         """Contacts left `dialling` with no attempt in flight (killed between the lease and the
-        attempt row): pending again, due now. Returns how many."""
+        attempt row): pending again, due now. `keep`: contacts this process is dialling right
+        now (claimed, attempt not yet written). Returns how many."""
         in_flight = sa.select(attempts.c.contact_id).where(attempts.c.outcome.is_(None))
         async with self.engine.begin() as conn:
             result = await conn.execute(
@@ -424,6 +427,7 @@ class CampaignStore(CampaignStatsStore):
                     contacts.c.campaign_id == campaign_id,
                     contacts.c.state == "dialling",
                     contacts.c.id.not_in(in_flight),
+                    contacts.c.id.not_in(list(keep)),
                     sa.or_(
                         contacts.c.lease_owner.is_(None),
                         contacts.c.lease_owner == owner,

@@ -122,6 +122,7 @@ class CampaignRunner:
             sleep=sleep,
         )
         self._unpaced: set[str] = set()
+        self.holding: set[int] = set()  # contact ids claimed whose attempt is not written yet
         self._wake = asyncio.Event()
         self.log = log.bind(campaign=name)
         self.agent_queue: AgentQueue | None = None
@@ -253,6 +254,15 @@ class CampaignRunner:
         )
         if contact is None:
             return "idle"
+        # Leased and `dialling` but no attempt row yet: recovery after a reconnect must not
+        # take it for an orphan of a crash and release it (it would be dialled twice).
+        self.holding.add(contact.id)
+        try:
+            return await self._dial_claimed(contact, stop)
+        finally:
+            self.holding.discard(contact.id)
+
+    async def _dial_claimed(self, contact: DueContact, stop: asyncio.Event) -> str:
         if await self._window_closed(contact) or await self._refused(contact):
             return "handled"
         await self.pacer.acquire()

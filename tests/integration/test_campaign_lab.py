@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from dialer.ami import AmiClient, OriginateRequest
+from dialer.ami import AmiClient, LinkState, OriginateRequest
 from dialer.campaign_service import CampaignService
 from dialer.campaign_store import CampaignStore, NewContact
 from dialer.campaigns import RunnerOptions
@@ -83,7 +84,7 @@ async def campaign_service(
         settings_with(yaml),
         CampaignStore(store),
         client,
-        now=lambda: __import__("datetime").datetime.now(__import__("datetime").UTC),
+        now=lambda: datetime.now(UTC),
         options=RunnerOptions(worker_id="lab-test", default_region="CN"),
     )
     client.add_event_handler(service.handle_event)
@@ -103,7 +104,7 @@ async def add(service: CampaignService, name: str, phones: list[str]) -> None:
     await service.store.add_contacts(
         runner.campaign_id,
         [NewContact(phone) for phone in phones],
-        __import__("datetime").datetime.now(__import__("datetime").UTC),
+        datetime.now(UTC),
     )
 
 
@@ -185,3 +186,58 @@ async def test_the_cps_and_concurrency_caps_hold_on_real_calls(tmp_path: Path) -
     gaps = [b - a for a, b in itertools.pairwise(sent.sent_at)]
     assert min(gaps) >= 0.2 - 0.01  # 5 calls per second at most
     assert most_up_at_once(recorder, {row["attempt_id"] for row in rows}) == 3
+
+
+HOLD_5_S = f"""
+refusal:
+  kind: refusal_callback
+  channel: Local/{{number}}@customers
+  destination: {{context: lab-outbound, exten: hold}}
+  ring_timeout_s: 15
+  max_concurrent_calls: 2
+  max_calls_per_second: 5
+  calling_windows: {ALL_WEEK}
+  retry: {{unknown: {{delay_s: 0, max_attempts: 2}}}}
+  max_total_attempts: 2
+"""
+
+
+async def test_an_asterisk_restart_mid_call_is_settled_and_the_campaign_goes_on(
+    tmp_path: Path,
+) -> None:
+    async with campaign_service(tmp_path, HOLD_5_S) as (service, recorder, _):
+        client = service.pbx
+        assert isinstance(client, AmiClient)
+        logged_in_again = asyncio.Event()
+
+        def on_link(state: LinkState) -> None:
+            if state.logged_in and client.link.reconnects >= 1:
+                logged_in_again.set()
+
+        client.add_link_listener(on_link)
+        await add(service, "refusal", ["+8613800001008"])  # answers and stays on the line
+        campaign = asyncio.create_task(service.run_until_idle())
+        await recorder.wait_for(
+            lambda e: e.get("Event") == "OriginateResponse" and e.get("Response") == "Success"
+        )
+        await asyncio.to_thread(lab_pbx, "restart-asterisk")
+        async with asyncio.timeout(20):
+            await logged_in_again.wait()
+        await add(service, "refusal", ["+8613800001001"])  # added after the restart
+        # Well inside the 30 s guard (ring time-out + 15 s) that would settle it anyway: the
+        # settling must come from the reconnect.
+        async with asyncio.timeout(20):
+            await campaign
+            await service.run_until_idle()
+        campaign_id = service.runners["refusal"].campaign_id
+        rows = await service.store.attempt_rows(campaign_id)
+        states = await service.store.contact_states(campaign_id)
+    by_phone: dict[str, list[str | None]] = {}
+    for row in rows:
+        by_phone.setdefault(row["phone"], []).append(row["outcome"])
+    lost = by_phone["+8613800001008"]
+    assert None not in lost, "the call lost in the restart was settled"
+    assert lost[0] in {"unknown", "answered"}, lost  # Hangup events may beat the Shutdown
+    assert by_phone["+8613800001001"] == ["answered"], "the campaign went on after the restart"
+    assert states["+8613800001008"][0] != "dialling"
+    assert client.link.reconnects == 1
