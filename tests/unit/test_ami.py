@@ -12,6 +12,7 @@ from dialer.ami import (
     check_headers,
     parse_message,
 )
+from dialer.ami_wire import variable_headers
 
 
 class FakeTransport:
@@ -49,11 +50,9 @@ def test_check_headers_accepts_an_ordinary_originate() -> None:
 
 
 def test_originate_variables_with_commas_are_refused() -> None:
-    from dialer.ami import _variable_headers
-
     with pytest.raises(UnsafeHeader, match="comma"):
-        _variable_headers({"ORDER": "a,b"})
-    assert _variable_headers({"ATTEMPT_ID": "a-1", "NAME": "王"}) == ["ATTEMPT_ID=a-1", "NAME=王"]
+        variable_headers({"ORDER": "a,b"})
+    assert variable_headers({"ATTEMPT_ID": "a-1", "NAME": "王"}) == ["ATTEMPT_ID=a-1", "NAME=王"]
 
 
 def test_originate_request_derives_the_second_leg_id() -> None:

@@ -32,7 +32,12 @@ ADAPTERS = {
     "alembic": {"dialer/store.py", "dialer/migrations/*"},
 }
 # Pure logic: standard library (and pydantic-free) only, so it is testable without any I/O.
-PURE = ["dialer/outcomes.py", "dialer/windows.py", "dialer/pacing.py"]
+PURE = [
+    "dialer/outcomes.py",
+    "dialer/windows.py",
+    "dialer/pacing.py",
+    "dialer/ami_wire.py",
+]
 
 
 def imported_modules(path: Path) -> set[str]:
