@@ -8,7 +8,8 @@ One message goes like this:
    `opted_out`); a message older than `max_age_s` is dead (`expired`);
 3. sent through the notifier (in-process retries, rate limit and fallback live there:
    `dialer.sms.build_notifier`);
-4. its outcome saved, shielded from cancellation: `sent` with the provider's id; a transient
+4. its outcome saved, shielded from cancellation (the outcomes that arrive together are
+   written in one transaction, `GroupCommit`): `sent` with the provider's id; a transient
    failure rescheduled (backoff from `backoff_initial_s`, doubling per attempt up to
    `backoff_max_s`, never sooner than the provider's Retry-After); a permanent one dead with its
    reason (`opted_out` also records the opt-out).
@@ -27,19 +28,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from dialer import sms_store
+from dialer.group_commit import GroupCommit
 from dialer.logs import bind_context, get_logger, unbind_context
+from dialer.sms_store import Outcome
 from dialer.store import Store
 from notifiers import Notifier, OutboundSms, PermanentError, TransientError
 
 __all__ = ["Dispatcher", "RetryPolicy"]
 
 log = get_logger(__name__)
+
+OUTCOME_BATCH = 200  # outcomes written in one transaction, at most
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,17 @@ class Dispatcher:
         self.counters = Counters()
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Outcomes that arrive while one is being written are written together.
+        self._outcomes: GroupCommit[Outcome, None] = GroupCommit(
+            self._write_outcomes,
+            max_batch=OUTCOME_BATCH,
+            name="outbox-writer",
+            fails_alone=sms_store.fails_alone,
+        )
+
+    async def _write_outcomes(self, outcomes: Sequence[Outcome]) -> list[None]:
+        await sms_store.record_outcomes(self.store, outcomes)
+        return [None] * len(outcomes)
 
     def wake(self) -> None:
         """Something was queued: look now instead of at the next poll."""
@@ -203,16 +218,14 @@ class Dispatcher:
             )
             await self._retry(message, exc)
         else:
-            now = self.now()
-            await _shielded(
-                sms_store.record_sent(
-                    self.store,
-                    message.id,
-                    provider=result.provider,
-                    provider_message_id=result.provider_message_id,
-                    now=now,
-                )
+            sent = Outcome(
+                "sent",
+                message.id,
+                self.now(),
+                provider=result.provider,
+                provider_message_id=result.provider_message_id,
             )
+            await _shielded(self._outcomes.enqueue(sent))
             self.counters.sent += 1
             log.info(
                 "sms.sent",
@@ -228,11 +241,8 @@ class Dispatcher:
         if self._too_old(message, due):
             await self._dead(message, "expired", f"still failing: {exc.message}", _code(exc.code))
             return
-        await _shielded(
-            sms_store.schedule_retry(
-                self.store, message.id, at=due, error=exc.message, code=_code(exc.code), now=now
-            )
-        )
+        retry = Outcome("retry", message.id, now, at=due, error=exc.message, code=_code(exc.code))
+        await _shielded(self._outcomes.enqueue(retry))
         self.counters.retried += 1
         log.info("sms.retry_scheduled", delay_s=delay_s, next_attempt_at=due.isoformat())
 
@@ -245,17 +255,15 @@ class Dispatcher:
         *,
         opt_out_phone: str | None = None,
     ) -> None:
-        await _shielded(
-            sms_store.mark_dead(
-                self.store,
-                message.id,
-                reason=reason,
-                error=error,
-                code=code,
-                now=self.now(),
-                opt_out_phone=opt_out_phone,
-            )
+        dead = Outcome(
+            "dead",
+            message.id,
+            self.now(),
+            error=f"{reason}: {error}",
+            code=code,
+            opt_out_phone=opt_out_phone,
         )
+        await _shielded(self._outcomes.enqueue(dead))
         self.counters.dead += 1
         log.warning("sms.dead", reason=reason, code=code, error=error)
 
@@ -273,9 +281,10 @@ def _code(code: int | str | None) -> str | None:
     return None if code is None else str(code)
 
 
-async def _shielded(write: Coroutine[Any, Any, object]) -> None:
+async def _shielded(write: Awaitable[object]) -> None:
     """Save an outcome even when the dispatcher is being cancelled: the provider already acted.
-    The cancellation is passed on once the write is done."""
+    The cancellation is passed on once the write is done. (`write` is a future of the outcome
+    writer, or any awaitable.)"""
     task = asyncio.ensure_future(write)
     try:
         await asyncio.shield(task)

@@ -7,7 +7,9 @@
   reason from `phones.parse`), a naive `occurred_at`, unknown keys...
 - 202 with what it queued: the event, its message (one per order and stage, none to an
   opted-out or non-mobile number, none for a stage without a template) and the contacts its
-  stage adds (`add_to_campaign`, `only_vip`), all written in one transaction first.
+  stage adds (`add_to_campaign`, `only_vip`), all written in one transaction first. Events
+  that arrive together share that transaction (`GroupCommit`: one writer, batches that grow
+  under load); each is answered after the commit.
 - 200 with the stored answer when the same event (same `event_id`, same body) comes again;
   409 when an `event_id` comes back with a different body.
 
@@ -16,7 +18,7 @@ A non-urgent message that arrives in quiet hours is queued with `next_attempt_at
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -25,6 +27,7 @@ from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, Validati
 
 from dialer import sms_store
 from dialer.config import Settings
+from dialer.group_commit import GroupCommit
 from dialer.logs import get_logger
 from dialer.phones import InvalidNumber, PhoneNumber, parse
 from dialer.store import Store
@@ -45,6 +48,7 @@ BUILT_IN_STAGES = (
     "exchange_accepted",
     "refund_issued",
 )
+WRITE_BATCH = 100  # events written in one transaction, at most
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -105,6 +109,18 @@ class Intake:
         self.on_queued = on_queued
         self.stages = frozenset((*BUILT_IN_STAGES, *settings.notifications.stages))
         self._context = {"stages": self.stages, "default_region": settings.default_region}
+        # Events that arrive while a write runs are written together, in one transaction.
+        self._writer: GroupCommit[sms_store.IncomingEvent, sms_store.AcceptedEvent] = GroupCommit(
+            self._write,
+            max_batch=WRITE_BATCH,
+            name="intake-writer",
+            fails_alone=sms_store.fails_alone,
+        )
+
+    async def _write(
+        self, batch: Sequence[sms_store.IncomingEvent]
+    ) -> list[sms_store.AcceptedEvent]:
+        return await sms_store.accept_events(self.store, batch)
 
     def validate(self, body: Any) -> Event:
         """The event, or `pydantic.ValidationError` naming each bad field."""
@@ -113,24 +129,22 @@ class Intake:
     async def accept(self, body: Any) -> tuple[int, dict[str, Any]]:
         event = self.validate(body)
         payload = event.stored_form()
-        known = await sms_store.find_event(self.store, event.event_id)
-        if known is not None:
-            return self._again(event, payload, known)
         now = self.now()
         message, skipped, encoding = self._message(event, now)
-        accepted = await sms_store.accept_event(
-            self.store,
-            event_id=event.event_id,
-            order_id=event.order_id,
-            stage=event.stage,
-            phone=event.phone.e164,
-            payload=payload,
-            message=message,
-            new_contacts=self._contacts(event),
-            now=now,
-            respond=lambda done: _answer(event, done, message, skipped, encoding),
+        accepted = await self._writer.submit(
+            sms_store.IncomingEvent(
+                event_id=event.event_id,
+                order_id=event.order_id,
+                stage=event.stage,
+                phone=event.phone.e164,
+                payload=payload,
+                message=message,
+                new_contacts=self._contacts(event),
+                now=now,
+                respond=lambda done: _answer(event, done, message, skipped, encoding),
+            )
         )
-        if not accepted.created:  # the same event_id won a race with this one
+        if not accepted.created:  # the event_id was already stored (or came twice at once)
             return self._again(event, payload, accepted.stored)
         if accepted.message_id is not None and message is not None:
             log.info(

@@ -1,25 +1,18 @@
-"""Every SQL statement of the SMS side: accepted events, the outbox of messages, their fate.
+"""Order events and what they cause: the event, its message, its contacts; opt-outs.
 
-A message row moves through these statuses (store.MESSAGE_STATUSES)::
-
-    queued --claim--> sending --> sent --> delivered | undelivered | failed   (status callbacks)
-      ^                  |  \\--> queued (transient: next_attempt_at later)
-      |                  \\----> dead   (permanent, opted out, or too old; last_error says why)
-      +---- replay (dead) / settle after a crash (sending) -----+
-
-- `accept_event` writes an event, its message and its contacts in ONE transaction.
-- `claim_due` marks due rows `sending` (attempts + 1) in their own transaction before any
-  provider is called. On PostgreSQL the rows are picked FOR UPDATE SKIP LOCKED, so workers
-  never claim the same row; on SQLite the transaction is BEGIN IMMEDIATE (see store.py), so
-  the claim is atomic.
-- Outcome writes only touch a row still `sending`; delivery statuses only move forward, so a
-  late `sent` never undoes `delivered` (`STATUS_RANK`).
-- `last_error` of a dead message starts with its reason: `number: ...`, `opted_out: ...`,
-  `provider: ...`, `expired: ...`.
+- `accept_events` writes a batch of events in ONE transaction: each event, its message (at
+  most one per order and stage, none to an opted-out number) and its contacts, and the answer
+  made from what was written. An event_id already stored (or earlier in the same batch) writes
+  nothing: the stored event comes back. Rows are inserted with ON CONFLICT DO NOTHING and
+  RETURNING, so a duplicate never fails the other events of its batch. `accept_event` is the
+  same for one event.
+- The outbox side (claims, outcomes, delivery reports, dead letters) is `dialer.outbox_store`;
+  its names are re-exported here.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,17 +23,38 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dialer import contacts as contact_rows
+from dialer.outbox_store import (
+    STATUS_RANK,
+    ClaimedMessage,
+    DeadMessage,
+    Outcome,
+    claim_due,
+    list_dead,
+    mark_dead,
+    message_status,
+    record_delivery_status,
+    record_outcomes,
+    record_sent,
+    replay_dead,
+    schedule_retry,
+    settle_sending,
+)
 from dialer.store import Store, events, opt_outs, outbound_messages
 
 __all__ = [
     "STATUS_RANK",
+    "AcceptedEvent",
     "ClaimedMessage",
     "DeadMessage",
+    "IncomingEvent",
     "NewContact",
     "NewMessage",
+    "Outcome",
     "StoredEvent",
     "accept_event",
+    "accept_events",
     "claim_due",
+    "fails_alone",
     "find_event",
     "list_dead",
     "mark_dead",
@@ -48,20 +62,12 @@ __all__ = [
     "opt_in_number",
     "opt_out_number",
     "record_delivery_status",
+    "record_outcomes",
     "record_sent",
     "replay_dead",
     "schedule_retry",
     "settle_sending",
 ]
-
-STATUS_RANK: Mapping[str, int] = {
-    "queued": 0,
-    "sending": 1,
-    "sent": 2,
-    "delivered": 3,
-    "undelivered": 3,
-    "failed": 3,
-}
 
 _m = outbound_messages.c
 
@@ -101,42 +107,69 @@ class AcceptedEvent:
 
 
 @dataclass(frozen=True)
-class ClaimedMessage:
-    id: int
+class IncomingEvent:
+    """One event for `accept_events`. `respond` makes the answer from what was written; it is
+    stored with the event, in the same transaction."""
+
     event_id: str
     order_id: str
     stage: str
     phone: str
-    body: str
-    attempts: int
-    created_at: datetime
-    opted_out: bool
+    payload: Mapping[str, Any]
+    message: NewMessage | None
+    new_contacts: Sequence[NewContact]
+    now: datetime
+    respond: Callable[[AcceptedEvent], dict[str, Any]]
 
 
 @dataclass(frozen=True)
-class DeadMessage:
-    id: int
-    order_id: str
-    stage: str
-    phone: str
-    error_code: str | None
-    last_error: str | None
-    attempts: int
-    updated_at: datetime
+class _Inserts:
+    events: Any
+    messages: Any
 
 
-def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
-    """INSERT ... ON CONFLICT for the connection's dialect (both support it)."""
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+@functools.cache
+def _inserts(dialect: str) -> _Inserts:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING for the dialect (both support it)."""
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert
+    return _Inserts(
+        events=insert(events)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(events.c.id, events.c.event_id),
+        messages=insert(outbound_messages)
+        .on_conflict_do_nothing(index_elements=["order_id", "stage"])
+        .returning(_m.id, _m.order_id, _m.stage),
+    )
+
+
+_STORED_EVENTS = sa.select(events.c.event_id, events.c.payload, events.c.response).where(
+    events.c.event_id.in_(sa.bindparam("event_ids", expanding=True))
+)
+_OPT_OUTS = sa.select(opt_outs.c.phone, opt_outs.c.scope).where(
+    opt_outs.c.phone.in_(sa.bindparam("phones", expanding=True))
+)
+_SET_RESPONSE = (
+    events.update()
+    .where(events.c.id == sa.bindparam("b_id"))
+    .values(response=sa.bindparam("b_response", type_=events.c.response.type))
+)
+
+
+def fails_alone(exc: Exception) -> bool:
+    """Whether a failed batch write may be the fault of one of its items (a constraint, a value
+    refused) or of its size (a deadlock), so writing them one by one lets the others through.
+    False when the store itself failed (unreachable, locked, timed out): then the whole batch
+    fails at once."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        # A PostgreSQL deadlock between two workers' batches: one event at a time cannot.
+        deadlock = getattr(exc.orig, "pgcode", None) in ("40P01", "40001")
+        return deadlock or isinstance(exc, sa.exc.IntegrityError | sa.exc.DataError)
+    return not isinstance(exc, OSError | TimeoutError)
 
 
 async def find_event(store: Store, event_id: str) -> StoredEvent | None:
     async with store.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                sa.select(events.c.payload, events.c.response).where(events.c.event_id == event_id)
-            )
-        ).one_or_none()
+        row = (await conn.execute(_STORED_EVENTS, {"event_ids": [event_id]})).one_or_none()
     return None if row is None else StoredEvent(row.payload, row.response)
 
 
@@ -153,317 +186,161 @@ async def accept_event(
     now: datetime,
     respond: Callable[[AcceptedEvent], dict[str, Any]],
 ) -> AcceptedEvent:
-    """Write the event, its message (at most one per order and stage; none to an opted-out
-    number) and its contacts (none opted out of calls) in one transaction. When the event_id
-    is already stored, write nothing and return the stored event. `respond` makes the answer
-    from what was written; it is stored with the event, in the same transaction."""
-    async with store.engine.begin() as conn:
-        event_row = await conn.scalar(
-            _insert(conn, events)
-            .values(
-                event_id=event_id,
-                order_id=order_id,
-                stage=stage,
-                phone=phone,
-                payload=dict(payload),
-                received_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(events.c.id)
-        )
-        if event_row is None:
-            row = (
-                await conn.execute(
-                    sa.select(events.c.payload, events.c.response).where(
-                        events.c.event_id == event_id
-                    )
-                )
-            ).one()
-            return AcceptedEvent(False, StoredEvent(row.payload, row.response), None, None, [])
-        message_id, skipped = None, None
-        if message is not None:
-            if await contact_rows.is_opted_out(conn, phone, "sms"):
-                skipped = "opted_out"
-            else:
-                message_id = await conn.scalar(
-                    _insert(conn, outbound_messages)
-                    .values(
-                        event_id=event_id,
-                        order_id=order_id,
-                        stage=stage,
-                        phone=message.phone,
-                        body=message.body,
-                        segments=message.segments,
-                        status="queued",
-                        next_attempt_at=message.next_attempt_at,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .on_conflict_do_nothing(index_elements=["order_id", "stage"])
-                    .returning(_m.id)
-                )
-                skipped = None if message_id is not None else "already_queued"
-        added: list[dict[str, Any]] = []
-        for contact in new_contacts:
-            if await contact_rows.is_opted_out(conn, contact.phone, "call"):
-                added.append({"campaign": contact.campaign, "skipped": "opted_out"})
-                continue
-            campaign_id = await contact_rows.ensure_campaign(conn, contact.campaign, contact.kind)
-            result = await contact_rows.add_contact(
-                conn,
-                campaign_id=campaign_id,
-                phone=contact.phone,
-                due_at=now,
-                now=now,
-                name=contact.name,
-                context=contact.context,
-            )
-            added.append(
-                {
-                    "campaign": contact.campaign,
-                    "contact_id": result.contact_id,
-                    "merged": result.merged,
-                    "waiting": result.waiting,
-                }
-            )
-        accepted = AcceptedEvent(True, StoredEvent(dict(payload), None), message_id, skipped, added)
-        response = respond(accepted)
-        await conn.execute(
-            events.update().where(events.c.id == event_row).values(response=response)
-        )
-    return AcceptedEvent(True, StoredEvent(dict(payload), response), message_id, skipped, added)
-
-
-async def claim_due(store: Store, *, now: datetime, limit: int) -> list[ClaimedMessage]:
-    """Mark up to `limit` due queued messages `sending` (attempts + 1) and return them, each
-    with whether its number has opted out of SMS since it was queued."""
-    due = (
-        sa.select(_m.id)
-        .where(_m.status == "queued", _m.next_attempt_at <= now)
-        .order_by(_m.next_attempt_at, _m.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        # Materialised once: an IN (subquery ... LIMIT ... SKIP LOCKED) may be re-run by the
-        # PostgreSQL planner and then claim more rows than the limit.
-        .cte("due")
-        .prefix_with("MATERIALIZED", dialect="postgresql")
+    """`accept_events` for one event."""
+    incoming = IncomingEvent(
+        event_id, order_id, stage, phone, payload, message, new_contacts, now, respond
     )
+    [accepted] = await accept_events(store, [incoming])
+    return accepted
+
+
+async def accept_events(store: Store, batch: Sequence[IncomingEvent]) -> list[AcceptedEvent]:
+    """Write the events of `batch` in one transaction (see the module docstring); what became
+    of each, in the order of `batch`."""
+    first: dict[str, int] = {}
+    for index, item in enumerate(batch):
+        first.setdefault(item.event_id, index)
+    # Sorted, so that two PostgreSQL workers writing overlapping batches take locks in order.
+    leaders = sorted((batch[index] for index in first.values()), key=lambda e: e.event_id)
+    done: dict[str, AcceptedEvent] = {}
+    inserts = _inserts(store.dialect)
     async with store.engine.begin() as conn:
-        rows = (
-            await conn.execute(
-                outbound_messages.update()
-                .where(_m.id == due.c.id, _m.status == "queued")
-                .values(status="sending", attempts=_m.attempts + 1, updated_at=now)
-                .returning(
-                    _m.id,
-                    _m.event_id,
-                    _m.order_id,
-                    _m.stage,
-                    _m.phone,
-                    _m.body,
-                    _m.attempts,
-                    _m.created_at,
+        event_rows = [
+            {
+                "event_id": item.event_id,
+                "order_id": item.order_id,
+                "stage": item.stage,
+                "phone": item.phone,
+                "payload": dict(item.payload),
+                "received_at": item.now,
+            }
+            for item in leaders
+        ]
+        inserted = {row.event_id: row.id for row in await conn.execute(inserts.events, event_rows)}
+        known = [item.event_id for item in leaders if item.event_id not in inserted]
+        if known:
+            for row in await conn.execute(_STORED_EVENTS, {"event_ids": known}):
+                stored = StoredEvent(row.payload, row.response)
+                done[row.event_id] = AcceptedEvent(False, stored, None, None, [])
+        created = [item for item in leaders if item.event_id in inserted]
+        if created:
+            opted_out = await _opted_out(conn, created)
+            message_ids, skipped = await _insert_messages(conn, inserts, created, opted_out)
+            responses = []
+            for item in created:
+                added = await _add_contacts(conn, item, opted_out)
+                message_id = message_ids.get(item.event_id)
+                why = skipped.get(item.event_id)
+                accepted = AcceptedEvent(
+                    True, StoredEvent(dict(item.payload), None), message_id, why, added
                 )
-            )
-        ).all()
-        if not rows:
-            return []
-        phones = {row.phone for row in rows}
-        blocked = set(
-            (
-                await conn.execute(
-                    sa.select(opt_outs.c.phone).where(
-                        opt_outs.c.phone.in_(phones), opt_outs.c.scope.in_(["sms", "all"])
-                    )
-                )
-            ).scalars()
-        )
-    claimed = [
-        ClaimedMessage(
-            row.id,
-            row.event_id,
-            row.order_id,
-            row.stage,
-            row.phone,
-            row.body,
-            row.attempts,
-            row.created_at,
-            row.phone in blocked,
-        )
-        for row in rows
+                response = item.respond(accepted)
+                responses.append({"b_id": inserted[item.event_id], "b_response": response})
+                stored = StoredEvent(dict(item.payload), response)
+                done[item.event_id] = AcceptedEvent(True, stored, message_id, why, added)
+            await conn.execute(_SET_RESPONSE, responses)
+    results = []
+    for index, item in enumerate(batch):
+        accepted = done[item.event_id]
+        if first[item.event_id] != index:  # the same event_id earlier in this batch
+            accepted = AcceptedEvent(False, accepted.stored, None, None, [])
+        results.append(accepted)
+    return results
+
+
+async def _opted_out(
+    conn: AsyncConnection, created: Sequence[IncomingEvent]
+) -> dict[str, set[str]]:
+    """The opt-out scopes of every number these events would message or call."""
+    phones = {item.phone for item in created if item.message is not None}
+    phones.update(contact.phone for item in created for contact in item.new_contacts)
+    scopes: dict[str, set[str]] = {}
+    if phones:
+        for row in await conn.execute(_OPT_OUTS, {"phones": sorted(phones)}):
+            scopes.setdefault(row.phone, set()).add(row.scope)
+    return scopes
+
+
+def _blocked(opted_out: Mapping[str, set[str]], phone: str, scope: str) -> bool:
+    scopes = opted_out.get(phone, set())
+    return scope in scopes or "all" in scopes
+
+
+async def _insert_messages(
+    conn: AsyncConnection,
+    inserts: _Inserts,
+    created: Sequence[IncomingEvent],
+    opted_out: Mapping[str, set[str]],
+) -> tuple[dict[str, int], dict[str, str]]:
+    """(message id by event_id, why no message by event_id): at most one per order and
+    stage (the first event of the batch wins), none to a number opted out of SMS."""
+    skipped: dict[str, str] = {}
+    wanted: dict[tuple[str, str], IncomingEvent] = {}
+    for item in created:
+        if item.message is None:
+            continue
+        if _blocked(opted_out, item.phone, "sms"):
+            skipped[item.event_id] = "opted_out"
+        elif (item.order_id, item.stage) in wanted:
+            skipped[item.event_id] = "already_queued"
+        else:
+            wanted[(item.order_id, item.stage)] = item
+    if not wanted:
+        return {}, skipped
+    rows = [
+        {
+            "event_id": item.event_id,
+            "order_id": item.order_id,
+            "stage": item.stage,
+            "phone": item.message.phone,
+            "body": item.message.body,
+            "segments": item.message.segments,
+            "status": "queued",
+            "next_attempt_at": item.message.next_attempt_at,
+            "created_at": item.now,
+            "updated_at": item.now,
+        }
+        for key, item in sorted(wanted.items())
+        if item.message is not None
     ]
-    return sorted(claimed, key=lambda message: message.id)
+    ids = {(row.order_id, row.stage): row.id for row in await conn.execute(inserts.messages, rows)}
+    message_ids: dict[str, int] = {}
+    for key, item in wanted.items():
+        if key in ids:
+            message_ids[item.event_id] = ids[key]
+        else:
+            skipped[item.event_id] = "already_queued"
+    return message_ids, skipped
 
 
-async def record_sent(
-    store: Store, message_id: int, *, provider: str, provider_message_id: str, now: datetime
-) -> bool:
-    """The provider took the message. A delivery status that arrived first is kept."""
-    async with store.engine.begin() as conn:
-        result = await conn.execute(
-            outbound_messages.update()
-            .where(
-                _m.id == message_id,
-                _m.status.in_(["sending", "sent", "delivered", "undelivered", "failed"]),
-            )
-            .values(
-                status=sa.case((_m.status == "sending", "sent"), else_=_m.status),
-                provider=provider,
-                provider_message_id=provider_message_id,
-                sent_at=now,
-                next_attempt_at=None,
-                last_error=None,
-                error_code=None,
-                updated_at=now,
-            )
+async def _add_contacts(
+    conn: AsyncConnection, item: IncomingEvent, opted_out: Mapping[str, set[str]]
+) -> list[dict[str, Any]]:
+    """The contacts of one event (none opted out of calls), merged as `contacts` does."""
+    added: list[dict[str, Any]] = []
+    for contact in item.new_contacts:
+        if _blocked(opted_out, contact.phone, "call"):
+            added.append({"campaign": contact.campaign, "skipped": "opted_out"})
+            continue
+        campaign_id = await contact_rows.ensure_campaign(conn, contact.campaign, contact.kind)
+        result = await contact_rows.add_contact(
+            conn,
+            campaign_id=campaign_id,
+            phone=contact.phone,
+            due_at=item.now,
+            now=item.now,
+            name=contact.name,
+            context=contact.context,
         )
-    return bool(result.rowcount)
-
-
-async def schedule_retry(
-    store: Store, message_id: int, *, at: datetime, error: str, code: str | None, now: datetime
-) -> bool:
-    """Back to queued, due at `at`."""
-    async with store.engine.begin() as conn:
-        result = await conn.execute(
-            outbound_messages.update()
-            .where(_m.id == message_id, _m.status == "sending")
-            .values(
-                status="queued",
-                next_attempt_at=at,
-                last_error=error,
-                error_code=code,
-                updated_at=now,
-            )
+        added.append(
+            {
+                "campaign": contact.campaign,
+                "contact_id": result.contact_id,
+                "merged": result.merged,
+                "waiting": result.waiting,
+            }
         )
-    return bool(result.rowcount)
-
-
-async def mark_dead(
-    store: Store,
-    message_id: int,
-    *,
-    reason: str,
-    error: str,
-    code: str | None,
-    now: datetime,
-    opt_out_phone: str | None = None,
-) -> bool:
-    """Dead with its reason; with `opt_out_phone`, that number is opted out in the same
-    transaction (Twilio said the recipient replied STOP)."""
-    async with store.engine.begin() as conn:
-        result = await conn.execute(
-            outbound_messages.update()
-            .where(_m.id == message_id, _m.status == "sending")
-            .values(
-                status="dead",
-                next_attempt_at=None,
-                last_error=f"{reason}: {error}",
-                error_code=code,
-                updated_at=now,
-            )
-        )
-        if opt_out_phone is not None:
-            await contact_rows.opt_out(conn, opt_out_phone, source="provider", now=now)
-    return bool(result.rowcount)
-
-
-async def settle_sending(store: Store, *, now: datetime) -> list[tuple[int, str, str]]:
-    """Rows left `sending` by a crash go back to queued, due now: (id, order_id, stage) each.
-    The provider may have taken such a message before the crash: it may go out twice."""
-    async with store.engine.begin() as conn:
-        rows = (
-            await conn.execute(
-                outbound_messages.update()
-                .where(_m.status == "sending")
-                .values(
-                    status="queued",
-                    next_attempt_at=now,
-                    last_error="resend_after_crash: was sending when the dispatcher stopped",
-                    updated_at=now,
-                )
-                .returning(_m.id, _m.order_id, _m.stage)
-            )
-        ).all()
-    return [(row.id, row.order_id, row.stage) for row in rows]
-
-
-async def record_delivery_status(
-    store: Store,
-    *,
-    status: str,
-    now: datetime,
-    message_id: int | None = None,
-    provider_message_id: str | None = None,
-    error_code: str | None = None,
-) -> bool:
-    """A provider's delivery report; the status only moves forward. False: no row moved."""
-    rank = STATUS_RANK[status]
-    lower = [name for name, value in STATUS_RANK.items() if value < rank]
-    which = (
-        _m.id == message_id
-        if message_id is not None
-        else (_m.provider_message_id == provider_message_id)
-    )
-    values: dict[str, Any] = {"status": status, "updated_at": now}
-    if error_code:
-        values["error_code"] = error_code
-    if provider_message_id is not None:
-        values["provider_message_id"] = sa.func.coalesce(
-            _m.provider_message_id, provider_message_id
-        )
-    async with store.engine.begin() as conn:
-        result = await conn.execute(
-            outbound_messages.update().where(which, _m.status.in_(lower)).values(**values)
-        )
-    return bool(result.rowcount)
-
-
-async def message_status(store: Store, message_id: int) -> Mapping[str, Any] | None:
-    async with store.engine.connect() as conn:
-        row = (
-            await conn.execute(sa.select(outbound_messages).where(_m.id == message_id))
-        ).one_or_none()
-    return None if row is None else dict(row._mapping)
-
-
-async def list_dead(store: Store, *, limit: int = 1000) -> list[DeadMessage]:
-    async with store.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                sa.select(
-                    _m.id,
-                    _m.order_id,
-                    _m.stage,
-                    _m.phone,
-                    _m.error_code,
-                    _m.last_error,
-                    _m.attempts,
-                    _m.updated_at,
-                )
-                .where(_m.status == "dead")
-                .order_by(_m.updated_at.desc(), _m.id.desc())
-                .limit(limit)
-            )
-        ).all()
-    return [DeadMessage(*row) for row in rows]
-
-
-async def replay_dead(store: Store, message_id: int, *, now: datetime) -> bool:
-    """A dead message queued again, due now, its age counted anew. False: no such dead row."""
-    async with store.engine.begin() as conn:
-        result = await conn.execute(
-            outbound_messages.update()
-            .where(_m.id == message_id, _m.status == "dead")
-            .values(
-                status="queued",
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
-                last_error=sa.literal("replayed; was ") + _m.last_error,
-            )
-        )
-    return bool(result.rowcount)
+    return added
 
 
 async def opt_out_number(store: Store, phone: str, *, source: str, now: datetime) -> None:

@@ -3,6 +3,7 @@ idempotency, one message per order and stage, opt-outs, quiet hours, campaign co
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,6 +102,25 @@ async def test_the_same_event_again_is_200_with_the_same_answer_and_queues_nothi
         assert await again.json() == await first.json()
     assert await count(store, outbound_messages) == 1
     assert await count(store, events) == 1
+
+
+async def test_events_posted_at_once_each_get_their_own_answer(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    settings = sms_settings(tmp_path, store_url=store_url)
+    bodies = [event(f"e{i}", order_id=f"A{i}") for i in range(8)] + [event("e0", order_id="A0")]
+    async with api_client(settings, store, Now()) as (client, _):
+        responses = await asyncio.gather(
+            *(client.post("/v1/events", json=body, headers=AUTH) for body in bodies)
+        )
+        answers = [await response.json() for response in responses]
+    statuses = [response.status for response in responses]
+    assert sorted(statuses) == [200] + [202] * 8
+    assert answers[0] == answers[8]  # the same event twice at once: one answer
+    assert [answer["order_id"] for answer in answers[:8]] == [f"A{i}" for i in range(8)]
+    assert len({answer["message"]["id"] for answer in answers}) == 8
+    assert await count(store, outbound_messages) == 8
+    assert await count(store, events) == 8
 
 
 async def test_an_event_id_reused_with_another_body_is_409(
