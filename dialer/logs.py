@@ -126,6 +126,7 @@ def configure_logging(
 
     structlog.configure(
         processors=[
+            structlog.stdlib.filter_by_level,  # drop a filtered line before any other work
             *_shared_processors(),
             structlog.processors.StackInfoRenderer(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,

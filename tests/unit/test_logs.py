@@ -65,3 +65,10 @@ def test_chatty_libraries_are_held_at_warning(log_output: io.StringIO) -> None:
 def test_chinese_text_is_written_as_is(log_output: io.StringIO) -> None:
     get_logger("dialer.test").info("sms.queued", customer_name="王小明")
     assert lines(log_output)[0]["customer_name"] == "王小明"
+
+
+def test_lines_below_the_level_are_not_written(log_output: io.StringIO) -> None:
+    logger = get_logger("dialer.test")
+    logger.debug("sms.debug_detail", phone="13812345678")
+    logger.info("sms.sent", order_id="A1")
+    assert [line["event"] for line in lines(log_output)] == ["sms.sent"]
