@@ -50,7 +50,7 @@ WORKERS = 50
 
 
 async def raw_sdk(base_url: str, count: int) -> float:
-    twilio = await TwilioNotifier.create(
+    twilio = TwilioNotifier(
         account_sid=ACCOUNT_SID,
         auth_token="test_auth_token",
         from_number="+15005550006",

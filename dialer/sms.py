@@ -58,7 +58,7 @@ async def _provider(name: str, provider: Provider) -> Notifier:
     if isinstance(provider, OutboxProvider):
         return OutboxNotifier(provider.path, name=name)
     if isinstance(provider, TwilioProvider):
-        return await TwilioNotifier.create(
+        return TwilioNotifier(
             account_sid=provider.account_sid,
             auth_token=provider.auth_token.get_secret_value(),
             from_number=provider.from_number,

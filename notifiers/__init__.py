@@ -3,7 +3,7 @@ retry policy, rate limit, fallback. Knows nothing of the daemon (`dialer`).
 
 A dispatcher composes them, e.g.:
 
-    twilio = await TwilioNotifier.create(account_sid=..., auth_token=..., from_number=...)
+    twilio = TwilioNotifier(account_sid=..., auth_token=..., from_number=...)
     primary = RetryingNotifier(RateLimitedNotifier(twilio, TokenBucket(10, 10)), attempts=3)
     backup = RetryingNotifier(RateLimitedNotifier(OutboxNotifier("var/outbox.jsonl"), ...))
     notifier = FallbackNotifier(primary, backup)

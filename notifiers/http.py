@@ -99,7 +99,7 @@ def classify_gateway_status(
 
 class HttpGatewayNotifier:
     """Sends each message as one HTTP request to a gateway. One `aiohttp` session, created in
-    the running loop (`await HttpGatewayNotifier.create(...)` or `async with`), closed by
+    the running loop (build it inside a coroutine, or with `async with`), closed by
     `close()`."""
 
     def __init__(
@@ -130,8 +130,8 @@ class HttpGatewayNotifier:
             asyncio.get_running_loop()
         except RuntimeError:
             raise RuntimeError(
-                "build HttpGatewayNotifier inside the running event loop "
-                "(await HttpGatewayNotifier.create(...)): its HTTP session is bound to that loop"
+                "build HttpGatewayNotifier inside a coroutine (the running event loop): "
+                "its HTTP session is bound to that loop"
             ) from None
         self.name = name
         self.url = url
@@ -151,43 +151,6 @@ class HttpGatewayNotifier:
             self._headers["Content-Type"] = "application/json; charset=utf-8"
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout_s), raise_for_status=False
-        )
-
-    @classmethod
-    async def create(
-        cls,
-        *,
-        url: str,
-        method: str = "POST",
-        body_format: BodyFormat = "json",
-        body: Mapping[str, str] = DEFAULT_BODY,
-        headers: Mapping[str, str] | None = None,
-        auth_header: str | None = None,
-        auth_header_name: str = "Authorization",
-        success_statuses: Collection[int] = DEFAULT_SUCCESS_STATUSES,
-        permanent_statuses: Collection[int] = DEFAULT_PERMANENT_STATUSES,
-        transient_statuses: Collection[int] = DEFAULT_TRANSIENT_STATUSES,
-        number_statuses: Collection[int] = (),
-        timeout_s: float = 10.0,
-        message_id_field: str | None = None,
-        name: str = "http",
-    ) -> HttpGatewayNotifier:
-        """Build the notifier in the running loop (where its session must live)."""
-        return cls(
-            url=url,
-            method=method,
-            body_format=body_format,
-            body=body,
-            headers=headers,
-            auth_header=auth_header,
-            auth_header_name=auth_header_name,
-            success_statuses=success_statuses,
-            permanent_statuses=permanent_statuses,
-            transient_statuses=transient_statuses,
-            number_statuses=number_statuses,
-            timeout_s=timeout_s,
-            message_id_field=message_id_field,
-            name=name,
         )
 
     async def __aenter__(self) -> Self:

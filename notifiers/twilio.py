@@ -10,8 +10,8 @@ SDK's documented extension point; see ../shared/notes/twilio-offline-testing.md)
 - response headers: the SDK's exceptions carry none, so the subclass keeps the last response's
   headers (per task) and a 429 or 503 gets its Retry-After.
 
-One `aiohttp` session per notifier, created inside the running loop (`await
-TwilioNotifier.create(...)` or `async with TwilioNotifier(...)`) and closed by `close()`. The
+One `aiohttp` session per notifier, created inside the running loop (build the notifier in a
+coroutine, or `async with TwilioNotifier(...)`) and closed by `close()`. The
 SDK's own retries (`max_retries`) are never used: they resend a POST after any 5xx.
 
 Every SDK and aiohttp exception is translated into `notifiers.errors` by
@@ -113,8 +113,7 @@ class TwilioNotifier:
 
     Give `from_number` (E.164 or an alphanumeric sender) or `messaging_service_sid` (MG...), or
     both. `status_callback_url` is used for messages that carry none of their own. Build it
-    inside the running loop: `await TwilioNotifier.create(...)` or `async with
-    TwilioNotifier(...) as twilio:`."""
+    inside the running loop (in a coroutine, or `async with TwilioNotifier(...) as twilio:`)."""
 
     def __init__(
         self,
@@ -138,8 +137,8 @@ class TwilioNotifier:
             asyncio.get_running_loop()
         except RuntimeError:
             raise RuntimeError(
-                "build TwilioNotifier inside the running event loop "
-                "(await TwilioNotifier.create(...)): its HTTP session is bound to that loop"
+                "build TwilioNotifier inside a coroutine (the running event loop): "
+                "its HTTP session is bound to that loop"
             ) from None
         self.name = name
         self.from_number = from_number
@@ -148,31 +147,6 @@ class TwilioNotifier:
         self.timeout_s = float(timeout_s)
         self._http = _TwilioHttpClient(timeout_s=self.timeout_s, base_url=base_url)
         self._client = Client(account_sid, auth_token, http_client=self._http)
-
-    @classmethod
-    async def create(
-        cls,
-        *,
-        account_sid: str,
-        auth_token: str,
-        from_number: str | None = None,
-        messaging_service_sid: str | None = None,
-        base_url: str | None = None,
-        timeout_s: float = 10.0,
-        status_callback_url: str | None = None,
-        name: str = "twilio",
-    ) -> TwilioNotifier:
-        """Build the notifier in the running loop (where its session must live)."""
-        return cls(
-            account_sid=account_sid,
-            auth_token=auth_token,
-            from_number=from_number,
-            messaging_service_sid=messaging_service_sid,
-            base_url=base_url,
-            timeout_s=timeout_s,
-            status_callback_url=status_callback_url,
-            name=name,
-        )
 
     async def __aenter__(self) -> Self:
         return self

@@ -32,7 +32,7 @@ async def gateway() -> AsyncIterator[FakeSmsGateway]:
 
 
 async def notifier_for(gateway: FakeSmsGateway, **options: object) -> HttpGatewayNotifier:
-    return await HttpGatewayNotifier.create(url=gateway.url, timeout_s=5.0, **options)
+    return HttpGatewayNotifier(url=gateway.url, timeout_s=5.0, **options)
 
 
 def closed_port() -> int:
@@ -206,7 +206,7 @@ async def test_a_stalled_gateway_is_a_transient_error_after_the_timeout(
     gateway: FakeSmsGateway,
 ) -> None:
     gateway.script(Reply(stall=True))
-    async with await HttpGatewayNotifier.create(url=gateway.url, timeout_s=0.3) as notifier:
+    async with HttpGatewayNotifier(url=gateway.url, timeout_s=0.3) as notifier:
         started = time.monotonic()
         with pytest.raises(TransientError) as raised:
             await notifier.send(MESSAGE)
@@ -217,7 +217,7 @@ async def test_a_stalled_gateway_is_a_transient_error_after_the_timeout(
 
 async def test_connection_refused_is_transient_and_not_ambiguous() -> None:
     url = f"http://127.0.0.1:{closed_port()}/sms/send"
-    async with await HttpGatewayNotifier.create(url=url, timeout_s=2.0) as notifier:
+    async with HttpGatewayNotifier(url=url, timeout_s=2.0) as notifier:
         with pytest.raises(TransientError) as raised:
             await notifier.send(MESSAGE)
     assert raised.value.ambiguous is False

@@ -51,7 +51,7 @@ async def twilio_for(fake: FakeTwilioServer, **overrides: object) -> TwilioNotif
         "timeout_s": 5.0,
     }
     options.update(overrides)
-    return await TwilioNotifier.create(**options)  # type: ignore[arg-type]
+    return TwilioNotifier(**options)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -338,7 +338,7 @@ async def test_a_connection_reset_is_transient_and_ambiguous(
 
 
 async def test_connection_refused_is_transient_and_not_ambiguous() -> None:
-    async with await TwilioNotifier.create(
+    async with TwilioNotifier(
         account_sid=ACCOUNT_SID,
         auth_token=AUTH_TOKEN,
         from_number=VALID_FROM,
@@ -397,9 +397,9 @@ def test_building_outside_the_event_loop_says_how_to_do_it() -> None:
 
 async def test_credentials_are_required_before_any_session_is_opened() -> None:
     with pytest.raises(ValueError, match="account_sid and auth_token"):
-        await TwilioNotifier.create(account_sid=ACCOUNT_SID, auth_token="", from_number=VALID_FROM)
+        TwilioNotifier(account_sid=ACCOUNT_SID, auth_token="", from_number=VALID_FROM)
 
 
 async def test_a_sender_is_required() -> None:
     with pytest.raises(ValueError, match="from_number or messaging_service_sid"):
-        await TwilioNotifier.create(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+        TwilioNotifier(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
