@@ -3,7 +3,7 @@
 One message goes like this:
 
 1. claimed: marked `sending` (attempts + 1) in its own transaction, BEFORE the provider call,
-   so a crash mid-send leaves a visible `sending` row (`sms_store.claim_due`);
+   so a crash mid-send leaves a visible `sending` row (`outbox_store.claim_due`);
 2. checked again: a number that opted out since it was queued is not sent to (dead,
    `opted_out`); a message older than `max_age_s` is dead (`expired`);
 3. sent through the notifier (in-process retries, rate limit and fallback live there:
@@ -32,10 +32,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dialer import sms_store
+from dialer import outbox_store, sms_store
 from dialer.group_commit import GroupCommit
 from dialer.logs import bind_context, get_logger, unbind_context
-from dialer.sms_store import Outcome
+from dialer.outbox_store import Outcome
 from dialer.store import Store
 from notifiers import Notifier, OutboundSms, PermanentError, TransientError
 
@@ -101,7 +101,7 @@ class Dispatcher:
         )
 
     async def _write_outcomes(self, outcomes: Sequence[Outcome]) -> list[None]:
-        await sms_store.record_outcomes(self.store, outcomes)
+        await outbox_store.record_outcomes(self.store, outcomes)
         return [None] * len(outcomes)
 
     def wake(self) -> None:
@@ -110,7 +110,7 @@ class Dispatcher:
 
     async def start(self) -> int:
         """Settle what a crash left `sending`; returns how many rows."""
-        settled = await sms_store.settle_sending(self.store, now=self.now())
+        settled = await outbox_store.settle_sending(self.store, now=self.now())
         for message_id, order_id, stage in settled:
             log.warning(
                 "sms.resend_after_crash", message_id=message_id, order_id=order_id, stage=stage
@@ -171,14 +171,14 @@ class Dispatcher:
             waker.cancel()
 
     async def _claim(self, limit: int) -> int:
-        claimed = await sms_store.claim_due(self.store, now=self.now(), limit=limit)
+        claimed = await outbox_store.claim_due(self.store, now=self.now(), limit=limit)
         for message in claimed:
             task = asyncio.create_task(self._dispatch(message), name=f"sms-{message.id}")
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
         return len(claimed)
 
-    async def _dispatch(self, message: sms_store.ClaimedMessage) -> None:
+    async def _dispatch(self, message: outbox_store.ClaimedMessage) -> None:
         bind_context(order_id=message.order_id, stage=message.stage, message_id=message.id)
         try:
             await self._send(message)
@@ -187,7 +187,7 @@ class Dispatcher:
         finally:
             unbind_context("order_id", "stage", "message_id")
 
-    async def _send(self, message: sms_store.ClaimedMessage) -> None:
+    async def _send(self, message: outbox_store.ClaimedMessage) -> None:
         if message.opted_out:
             await self._dead(message, "opted_out", "the number opted out of SMS", None)
             return
@@ -234,7 +234,7 @@ class Dispatcher:
                 attempts=message.attempts,
             )
 
-    async def _retry(self, message: sms_store.ClaimedMessage, exc: TransientError) -> None:
+    async def _retry(self, message: outbox_store.ClaimedMessage, exc: TransientError) -> None:
         now = self.now()
         delay_s = self.policy.delay_s(message.attempts, exc.retry_after_s)
         due = now + timedelta(seconds=delay_s)
@@ -248,7 +248,7 @@ class Dispatcher:
 
     async def _dead(
         self,
-        message: sms_store.ClaimedMessage,
+        message: outbox_store.ClaimedMessage,
         reason: str,
         error: str,
         code: str | None,
@@ -267,7 +267,7 @@ class Dispatcher:
         self.counters.dead += 1
         log.warning("sms.dead", reason=reason, code=code, error=error)
 
-    def _too_old(self, message: sms_store.ClaimedMessage, at: datetime) -> bool:
+    def _too_old(self, message: outbox_store.ClaimedMessage, at: datetime) -> bool:
         return (at - message.created_at).total_seconds() > self.policy.max_age_s
 
     def _callback_url(self, message_id: int) -> str | None:

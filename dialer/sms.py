@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from dialer import sms_store
+from dialer import outbox_store
 from dialer.config import (
     HttpProvider,
     Notifications,
@@ -193,7 +193,7 @@ def make_sms_component(resources: Resources) -> Component:
 async def print_dead(settings: Settings) -> int:
     store = await Store.open(settings.store.async_url)
     try:
-        dead = await sms_store.list_dead(store)
+        dead = await outbox_store.list_dead(store)
     finally:
         await store.close()
     if not dead:
@@ -213,6 +213,6 @@ async def print_dead(settings: Settings) -> int:
 async def replay(settings: Settings, message_id: int, *, now: datetime) -> bool:
     store = await Store.open(settings.store.async_url)
     try:
-        return await sms_store.replay_dead(store, message_id, now=now)
+        return await outbox_store.replay_dead(store, message_id, now=now)
     finally:
         await store.close()

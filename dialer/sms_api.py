@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 from aiohttp import web
 
-from dialer import sms_store
+from dialer import outbox_store, sms_store
 from dialer.api import error_response, mark_public, read_json, unprocessable
 from dialer.config import TwilioProvider
 from dialer.logs import get_logger, mask_phone
@@ -99,10 +99,10 @@ class _Routes:
         provider_id = form.get("MessageSid") or form.get("SmsSid")
         raw_id = request.rel_url.query.get("message_id", "")
         message_id = int(raw_id) if raw_id.isdigit() else None
-        if status not in sms_store.STATUS_RANK or (message_id is None and not provider_id):
+        if status not in outbox_store.STATUS_RANK or (message_id is None and not provider_id):
             log.info("sms.status_ignored", status=status)
             return web.Response(status=204)
-        moved = await sms_store.record_delivery_status(
+        moved = await outbox_store.record_delivery_status(
             self.store,
             status=status,
             now=self.component.now(),
@@ -139,7 +139,7 @@ class _Routes:
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
     async def list_dead(self, request: web.Request) -> web.Response:
-        dead = await sms_store.list_dead(self.store)
+        dead = await outbox_store.list_dead(self.store)
         items: list[dict[str, Any]] = [
             {
                 "id": message.id,
@@ -159,7 +159,7 @@ class _Routes:
         raw_id = request.match_info["id"]
         if not raw_id.isdigit():
             return error_response(404, f"no dead message {raw_id!r}")
-        replayed = await sms_store.replay_dead(self.store, int(raw_id), now=self.component.now())
+        replayed = await outbox_store.replay_dead(self.store, int(raw_id), now=self.component.now())
         if not replayed:
             return error_response(404, f"no dead message {raw_id}")
         log.info("sms.replayed", message_id=int(raw_id))

@@ -6,8 +6,7 @@
   nothing: the stored event comes back. Rows are inserted with ON CONFLICT DO NOTHING and
   RETURNING, so a duplicate never fails the other events of its batch. `accept_event` is the
   same for one event.
-- The outbox side (claims, outcomes, delivery reports, dead letters) is `dialer.outbox_store`;
-  its names are re-exported here.
+- The outbox side (claims, outcomes, delivery reports, dead letters) is `dialer.outbox_store`.
 """
 
 from __future__ import annotations
@@ -23,50 +22,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dialer import contacts as contact_rows
-from dialer.outbox_store import (
-    STATUS_RANK,
-    ClaimedMessage,
-    DeadMessage,
-    Outcome,
-    claim_due,
-    list_dead,
-    mark_dead,
-    message_status,
-    record_delivery_status,
-    record_outcomes,
-    record_sent,
-    replay_dead,
-    schedule_retry,
-    settle_sending,
-)
 from dialer.store import Store, events, opt_outs, outbound_messages
 
 __all__ = [
-    "STATUS_RANK",
     "AcceptedEvent",
-    "ClaimedMessage",
-    "DeadMessage",
     "IncomingEvent",
     "NewContact",
     "NewMessage",
-    "Outcome",
     "StoredEvent",
     "accept_event",
     "accept_events",
-    "claim_due",
     "fails_alone",
     "find_event",
-    "list_dead",
-    "mark_dead",
-    "message_status",
     "opt_in_number",
     "opt_out_number",
-    "record_delivery_status",
-    "record_outcomes",
-    "record_sent",
-    "replay_dead",
-    "schedule_retry",
-    "settle_sending",
 ]
 
 _m = outbound_messages.c

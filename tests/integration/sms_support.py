@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from dialer import sms_store
+from dialer import outbox_store, sms_store
 from dialer.api import Check, make_web_app
 from dialer.config import Settings, parse_settings
 from dialer.sms import SmsComponent
@@ -154,7 +154,7 @@ async def api_client(
 
 
 async def message_row(store: Store, message_id: int) -> dict[str, Any]:
-    row = await sms_store.message_status(store, message_id)
+    row = await outbox_store.message_status(store, message_id)
     assert row is not None
     return dict(row)
 

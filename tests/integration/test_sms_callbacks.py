@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from twilio.request_validator import RequestValidator
 
-from dialer import sms_store
+from dialer import outbox_store
 from dialer.sms import build_notifier, dispatcher_for
 from dialer.store import Store, opt_outs
 from tests.fakes.twilio_server import DEFAULT_AUTH_TOKEN, FakeTwilioServer
@@ -89,8 +89,8 @@ async def test_a_late_sent_never_undoes_delivered(
     settings = sms_settings(tmp_path, store_url=store_url, public_url=public)
     now = Now()
     message_id = await queue_message(store, now)
-    [claimed] = await sms_store.claim_due(store, now=now(), limit=1)
-    await sms_store.record_sent(
+    [claimed] = await outbox_store.claim_due(store, now=now(), limit=1)
+    await outbox_store.record_sent(
         store, claimed.id, provider="twilio", provider_message_id="SMx", now=now()
     )
     async with api_client(settings, store, now) as (client, _):
@@ -108,11 +108,11 @@ async def test_a_delivery_report_before_our_own_write_is_kept(
 ) -> None:
     now = Now()
     message_id = await queue_message(store, now)
-    await sms_store.claim_due(store, now=now(), limit=1)
-    await sms_store.record_delivery_status(
+    await outbox_store.claim_due(store, now=now(), limit=1)
+    await outbox_store.record_delivery_status(
         store, status="delivered", now=now(), message_id=message_id
     )
-    await sms_store.record_sent(
+    await outbox_store.record_sent(
         store, message_id, provider="twilio", provider_message_id="SMy", now=now()
     )
     row = await message_row(store, message_id)
@@ -163,8 +163,8 @@ async def test_dead_letters_are_listed_and_replayed_over_the_api(
     settings = sms_settings(tmp_path, store_url=store_url)
     now = Now()
     message_id = await queue_message(store, now)
-    await sms_store.claim_due(store, now=now(), limit=1)
-    await sms_store.mark_dead(
+    await outbox_store.claim_due(store, now=now(), limit=1)
+    await outbox_store.mark_dead(
         store, message_id, reason="number", error="bad", code="21211", now=now()
     )
     async with api_client(settings, store, now) as (client, _):

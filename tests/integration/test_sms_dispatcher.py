@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dialer import sms_store
+from dialer import outbox_store, sms_store
 from dialer.config import Settings
 from dialer.dispatcher import Dispatcher
 from dialer.sms import build_notifier, dispatcher_for
@@ -192,7 +192,7 @@ async def test_rows_left_sending_by_a_crash_are_settled_and_sent_at_start(  # ty
 ) -> None:
     rig = await rig_factory()
     message_id = await queue_message(rig.store, rig.now)
-    [claimed] = await sms_store.claim_due(rig.store, now=rig.now(), limit=10)  # then "crashed"
+    [claimed] = await outbox_store.claim_due(rig.store, now=rig.now(), limit=10)  # then "crashed"
     assert (await message_row(rig.store, claimed.id))["status"] == "sending"
     assert await rig.dispatcher.run_until_idle() == 0  # a sending row is not claimed again
     assert await rig.dispatcher.start() == 1

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dialer import sms_store
+from dialer import outbox_store, sms_store
 from dialer.store import Store, events, opt_outs, outbound_messages
 from tests.integration.sms_support import Now, message_row, queue_message
 
@@ -89,20 +89,20 @@ async def test_a_batch_of_outcomes_moves_each_row_as_its_own_write_would(store: 
         await queue_message(store, now, order_id=f"O{i}", phone=f"+1415555{100 + i:04d}")
         for i in range(4)
     ]
-    await sms_store.claim_due(store, now=now(), limit=10)
-    await sms_store.record_delivery_status(
+    await outbox_store.claim_due(store, now=now(), limit=10)
+    await outbox_store.record_delivery_status(
         store, status="delivered", now=now(), message_id=delivered
     )
     later = now() + timedelta(seconds=30)
-    await sms_store.record_outcomes(
+    await outbox_store.record_outcomes(
         store,
         [
-            sms_store.Outcome("sent", sent, now(), provider="twilio", provider_message_id="SM1"),
-            sms_store.Outcome("retry", retried, now(), at=later, error="503", code="503"),
-            sms_store.Outcome(
+            outbox_store.Outcome("sent", sent, now(), provider="twilio", provider_message_id="SM1"),
+            outbox_store.Outcome("retry", retried, now(), at=later, error="503", code="503"),
+            outbox_store.Outcome(
                 "dead", dead, now(), error="opted_out: STOP", code="21610", opt_out_phone="+1"
             ),
-            sms_store.Outcome(
+            outbox_store.Outcome(
                 "sent", delivered, now(), provider="twilio", provider_message_id="SM4"
             ),
         ],
