@@ -93,6 +93,7 @@ async def test_contacts_added_by_api_are_reported_row_by_row(
 
 @pytest.mark.pbx
 @pytest.mark.usefixtures("lab_pbx_running")
+@pytest.mark.timeout(90)  # real calls of 10 s through the IVR, before and after a restart
 async def test_kill_9_mid_campaign_and_a_restart_lose_and_double_nothing(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
