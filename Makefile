@@ -18,8 +18,8 @@ $(INSTALLED): pyproject.toml requirements.lock
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
 	  echo "python3-venv is missing; installing it from Debian"; \
 	  apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install -qq --upgrade pip
+	$(BIN)/pip install -qq -c requirements.lock -e '.[dev]'
 	@touch $@
 
 venv: $(INSTALLED)  ## create the virtual environment and install from the lock
