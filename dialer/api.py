@@ -3,6 +3,7 @@
 - `/v1/*` needs `Authorization: Bearer <api.token>`: 401 otherwise (compared in constant time).
 - A body over `api.max_body_bytes` gets 413 (aiohttp's `client_max_size`).
 - An invalid body gets 422 naming each bad field: use `unprocessable(validation_error)`.
+- `/healthz`, `/readyz` and `/metrics` (Prometheus' text format) need no token.
 - Features add their routes through their component's `add_routes` (see `dialer.app`).
 """
 
@@ -19,6 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from dialer.ami import LinkState
+from dialer.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -33,6 +35,8 @@ class Check:
 
 
 ReadinessProbe = Callable[[], Awaitable[list[Check]]]
+MetricsPage = Callable[[], Awaitable[bytes]]
+"""The exposition `GET /metrics` answers with (`dialer.metrics.scrape`)."""
 
 
 def link_check(state: LinkState) -> Check:
@@ -113,9 +117,27 @@ def make_readyz(probe: ReadinessProbe) -> Handler:
     return readyz
 
 
-def make_web_app(probe: ReadinessProbe, *, max_body_bytes: int, api_token: str) -> web.Application:
+def make_metrics(page: MetricsPage) -> Handler:
+    async def metrics(_: web.Request) -> web.Response:
+        """Prometheus' text format; no token, like /healthz (bind the API to a private address)."""
+        response = web.Response(body=await page())
+        response.headers["Content-Type"] = METRICS_CONTENT_TYPE
+        return response
+
+    return metrics
+
+
+def make_web_app(
+    probe: ReadinessProbe,
+    *,
+    max_body_bytes: int,
+    api_token: str,
+    metrics_page: MetricsPage | None = None,
+) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes, middlewares=[bearer_auth(api_token)])
     app[PUBLIC_ROUTE_KEY] = set()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", make_readyz(probe))
+    if metrics_page is not None:
+        app.router.add_get("/metrics", make_metrics(metrics_page))
     return app

@@ -26,6 +26,7 @@ from dialer.api import Check, link_check, make_web_app
 from dialer.campaign_api import campaigns_component
 from dialer.config import Settings
 from dialer.logs import get_logger
+from dialer.metrics import Metrics, scrape
 from dialer.sms import make_sms_component
 from dialer.store import Store, StoreError
 
@@ -50,6 +51,7 @@ class Resources:
     store: Store
     ami: AmiClient
     now: Callable[[], datetime] = utc_now
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 class Component(Protocol):
@@ -93,6 +95,11 @@ class Daemon:
     now: Callable[[], datetime] = utc_now
     store: Store | None = None
     components: list[Component] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
+        self.ami.add_link_listener(self.metrics.on_link_change)
+        self.ami.add_event_handler(lambda event: self.metrics.observe_event(event, self.now()))
 
     async def readiness(self) -> list[Check]:
         return [link_check(self.ami.link), await self._store_check()]
@@ -113,13 +120,16 @@ class Daemon:
             store = self.store = await Store.open(self.settings.store.async_url)
         except StoreError as exc:
             raise StartupError(str(exc)) from None
-        resources = Resources(settings=self.settings, store=store, ami=self.ami, now=self.now)
+        resources = Resources(
+            settings=self.settings, store=store, ami=self.ami, now=self.now, metrics=self.metrics
+        )
         self.components = [make(resources) for make in self.component_factories]
         api = self.settings.api
         web_app = make_web_app(
             self.readiness,
             max_body_bytes=api.max_body_bytes,
             api_token=api.token.get_secret_value(),
+            metrics_page=lambda: scrape(self.metrics, store, self.now()),
         )
         for component in self.components:
             component.add_routes(web_app)
@@ -178,4 +188,5 @@ def build(settings: Settings) -> Daemon:
         settings=settings,
         ami=AmiClient(ami_options(settings)),
         component_factories=factories,
+        metrics=Metrics(),
     )

@@ -121,7 +121,11 @@ class CampaignsComponent:
 def campaigns_component(resources: Resources) -> CampaignsComponent:
     """Factory listed in `dialer.app.build`: wires the runners to the store and the AMI."""
     service = CampaignService(
-        resources.settings, CampaignStore(resources.store), resources.ami, now=resources.now
+        resources.settings,
+        CampaignStore(resources.store),
+        resources.ami,
+        now=resources.now,
+        metrics=resources.metrics,
     )
     resources.ami.add_event_handler(service.handle_event)
     resources.ami.add_link_listener(service.on_link_change)

@@ -27,6 +27,7 @@ from dialer.campaigns import CampaignRunner, Pbx, RunnerOptions, Sleep
 from dialer.config import Settings
 from dialer.dnc import DncList
 from dialer.logs import get_logger, mask_phone
+from dialer.metrics import Metrics
 
 log = get_logger(__name__)
 
@@ -55,8 +56,10 @@ class CampaignService:
         sleep: Sleep = asyncio.sleep,
         timer: Sleep = asyncio.sleep,
         options: RunnerOptions | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.store = store
         self.pbx = pbx
         self.now = now
@@ -79,6 +82,7 @@ class CampaignService:
                 timer=timer,
                 dnc=dnc,
                 options=self.options,
+                metrics=self.metrics,
             )
             self.runners[name] = runner
             if runner.agent_queue is not None:

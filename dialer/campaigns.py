@@ -49,6 +49,7 @@ from dialer.campaign_store import CampaignStore, DueContact, Settlement
 from dialer.config import Campaign, QueueDestination, VipCampaign
 from dialer.dnc import DncList
 from dialer.logs import bind_context, get_logger, unbind_context
+from dialer.metrics import Metrics
 from dialer.outcomes import Outcome, classify
 from dialer.pacing import CallPacer
 from dialer.phones import InvalidNumber, parse
@@ -102,8 +103,10 @@ class CampaignRunner:
         timer: Sleep = asyncio.sleep,
         dnc: DncList | None = None,
         options: RunnerOptions | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.name = name
+        self.metrics = metrics or Metrics()
         self.campaign = campaign
         self.store = store
         self.pbx = pbx
@@ -311,6 +314,8 @@ class CampaignRunner:
             self.log.warning("call.originate_unconfirmed", attempt_id=attempt_id, reason=str(exc))
         finally:
             unbind_context("campaign", "attempt_id", "contact_id")
+        self.metrics.calls_originated.labels(campaign=self.name).inc()
+        self.metrics.calls_in_flight.labels(campaign=self.name).inc()
         task = asyncio.get_running_loop().create_task(self._follow(call))
         self.calls[attempt_id] = task
         return True
@@ -347,6 +352,7 @@ class CampaignRunner:
         self.router.track(call)
         self._unpaced.add(call.attempt_id)
         self.update_cap()
+        self.metrics.calls_in_flight.labels(campaign=self.name).inc()
         self.calls[call.attempt_id] = asyncio.get_running_loop().create_task(self._follow(call))
 
     async def _follow(self, call: Call) -> None:
@@ -362,6 +368,7 @@ class CampaignRunner:
             await self._within(call.finished, self.options.max_call_s, call)
             await asyncio.shield(self._settle(call, bound))
         finally:
+            self.metrics.calls_in_flight.labels(campaign=self.name).dec()
             self.router.forget(call.attempt_id)
             self.calls.pop(call.attempt_id, None)
             if call.attempt_id in self._unpaced:
@@ -414,6 +421,7 @@ class CampaignRunner:
         if settled is None:
             return
         bound.info("call.finished", outcome=outcome.value, duration_s=duration_s)
+        self.metrics.call_finished(self.name, outcome.value)
         if settled.step.state == "pending" and settled.next_attempt_at is not None:
             bound.info(
                 "call.retry_scheduled",

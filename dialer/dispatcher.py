@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from dialer import outbox_store, sms_store
 from dialer.group_commit import GroupCommit
 from dialer.logs import bind_context, get_logger, unbind_context
+from dialer.metrics import NO_PROVIDER, Metrics
 from dialer.outbox_store import Outcome
 from dialer.store import Store
 from notifiers import Notifier, OutboundSms, PermanentError, TransientError
@@ -79,6 +80,7 @@ class Dispatcher:
         concurrency: int = 10,
         poll_interval_s: float = 1.0,
         status_callback_url: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, not {concurrency!r}")
@@ -90,6 +92,7 @@ class Dispatcher:
         self.poll_interval_s = poll_interval_s
         self.status_callback_url = status_callback_url
         self.counters = Counters()
+        self.metrics = metrics or Metrics()
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         # Outcomes that arrive while one is being written are written together.
@@ -211,6 +214,7 @@ class Dispatcher:
                 exc.message,
                 _code(exc.code),
                 opt_out_phone=message.phone if exc.opted_out else None,
+                provider=exc.provider,
             )
         except TransientError as exc:
             log.warning(
@@ -227,6 +231,7 @@ class Dispatcher:
             )
             await _shielded(self._outcomes.enqueue(sent))
             self.counters.sent += 1
+            self.metrics.sms_sent.labels(stage=message.stage, provider=result.provider).inc()
             log.info(
                 "sms.sent",
                 provider=result.provider,
@@ -239,7 +244,13 @@ class Dispatcher:
         delay_s = self.policy.delay_s(message.attempts, exc.retry_after_s)
         due = now + timedelta(seconds=delay_s)
         if self._too_old(message, due):
-            await self._dead(message, "expired", f"still failing: {exc.message}", _code(exc.code))
+            await self._dead(
+                message,
+                "expired",
+                f"still failing: {exc.message}",
+                _code(exc.code),
+                provider=exc.provider,
+            )
             return
         retry = Outcome("retry", message.id, now, at=due, error=exc.message, code=_code(exc.code))
         await _shielded(self._outcomes.enqueue(retry))
@@ -254,6 +265,7 @@ class Dispatcher:
         code: str | None,
         *,
         opt_out_phone: str | None = None,
+        provider: str | None = None,
     ) -> None:
         dead = Outcome(
             "dead",
@@ -265,6 +277,7 @@ class Dispatcher:
         )
         await _shielded(self._outcomes.enqueue(dead))
         self.counters.dead += 1
+        self.metrics.sms_dead.labels(stage=message.stage, provider=provider or NO_PROVIDER).inc()
         log.warning("sms.dead", reason=reason, code=code, error=error)
 
     def _too_old(self, message: outbox_store.ClaimedMessage, at: datetime) -> bool:

@@ -29,6 +29,7 @@ from dialer import sms_store
 from dialer.config import Settings
 from dialer.group_commit import GroupCommit
 from dialer.logs import get_logger
+from dialer.metrics import Metrics
 from dialer.phones import InvalidNumber, PhoneNumber, parse
 from dialer.store import Store
 from dialer.templates import DataValue, quiet_hours_end, render
@@ -102,8 +103,10 @@ class Intake:
         *,
         now: Callable[[], datetime],
         on_queued: Callable[[], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.store = store
         self.now = now
         self.on_queued = on_queued
@@ -146,6 +149,7 @@ class Intake:
         )
         if not accepted.created:  # the event_id was already stored (or came twice at once)
             return self._again(event, payload, accepted.stored)
+        self.metrics.events_received.labels(stage=event.stage).inc()
         if accepted.message_id is not None and message is not None:
             log.info(
                 "sms.queued",
@@ -156,6 +160,7 @@ class Intake:
                 encoding=encoding,
                 next_attempt_at=message.next_attempt_at.isoformat(),
             )
+            self.metrics.sms_queued.labels(stage=event.stage).inc()
             if self.on_queued is not None:
                 self.on_queued()
         assert accepted.stored.response is not None

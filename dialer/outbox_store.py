@@ -35,9 +35,12 @@ from dialer.store import Store, UtcDateTime, opt_outs, outbound_messages
 
 __all__ = [
     "STATUS_RANK",
+    "Backlog",
     "ClaimedMessage",
     "DeadMessage",
+    "DeliveryReport",
     "Outcome",
+    "backlog",
     "claim_due",
     "list_dead",
     "mark_dead",
@@ -103,6 +106,22 @@ class Outcome:
     error: str | None = None
     code: str | None = None
     opt_out_phone: str | None = None
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What waits in the outbox: rows queued or sending, and how overdue the oldest due one is."""
+
+    depth: int
+    oldest_due_age_s: float
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """A delivery report that moved a message: which stage, through which provider."""
+
+    stage: str
+    provider: str | None
 
 
 def _now_param(name: str = "now") -> sa.BindParameter[datetime]:
@@ -314,8 +333,8 @@ async def record_delivery_status(
     message_id: int | None = None,
     provider_message_id: str | None = None,
     error_code: str | None = None,
-) -> bool:
-    """A provider's delivery report; the status only moves forward. False: no row moved."""
+) -> DeliveryReport | None:
+    """A provider's delivery report; the status only moves forward. None: no row moved."""
     rank = STATUS_RANK[status]
     lower = [name for name, value in STATUS_RANK.items() if value < rank]
     which = (
@@ -331,10 +350,29 @@ async def record_delivery_status(
             _m.provider_message_id, provider_message_id
         )
     async with store.engine.begin() as conn:
-        result = await conn.execute(
-            outbound_messages.update().where(which, _m.status.in_(lower)).values(**values)
-        )
-    return bool(result.rowcount)
+        row = (
+            await conn.execute(
+                outbound_messages.update()
+                .where(which, _m.status.in_(lower))
+                .values(**values)
+                .returning(_m.stage, _m.provider)
+            )
+        ).first()
+    return None if row is None else DeliveryReport(row.stage, row.provider)
+
+
+async def backlog(store: Store, *, now: datetime) -> Backlog:
+    """Rows queued or sending, and now minus the oldest `next_attempt_at` already due."""
+    waiting = _m.status.in_(["queued", "sending"])
+    due = sa.and_(_m.status == "queued", _m.next_attempt_at <= now)
+    query = sa.select(
+        sa.func.count().filter(waiting),
+        sa.func.min(_m.next_attempt_at).filter(due),
+    )
+    async with store.engine.connect() as conn:
+        depth, oldest = (await conn.execute(query)).one()
+    age_s = (now - oldest).total_seconds() if oldest is not None else 0.0
+    return Backlog(depth=int(depth or 0), oldest_due_age_s=max(0.0, age_s))
 
 
 async def message_status(store: Store, message_id: int) -> Mapping[str, Any] | None:

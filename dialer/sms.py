@@ -31,15 +31,18 @@ from dialer.config import (
 from dialer.dispatcher import Dispatcher, RetryPolicy
 from dialer.intake import Intake
 from dialer.logs import get_logger, mask_phone
+from dialer.metrics import Metrics
 from dialer.sms_api import WebApplication, add_sms_routes
 from dialer.store import Store
 from notifiers import (
     FallbackNotifier,
     HttpGatewayNotifier,
     Notifier,
+    OutboundSms,
     OutboxNotifier,
     RateLimitedNotifier,
     RetryingNotifier,
+    SendResult,
     TokenBucket,
     TwilioNotifier,
 )
@@ -86,21 +89,45 @@ async def _provider(name: str, provider: Provider) -> Notifier:
     )
 
 
+class TimedNotifier:
+    """A provider whose every call is timed into `outreach_sms_provider_latency_seconds`."""
+
+    def __init__(
+        self, inner: Notifier, metrics: Metrics, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._latency = metrics.sms_provider_latency.labels(provider=inner.name)
+        self._clock = clock
+
+    async def send(self, message: OutboundSms) -> SendResult:
+        started = self._clock()
+        try:
+            return await self.inner.send(message)
+        finally:
+            self._latency.observe(max(0.0, self._clock() - started))
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
 async def build_notifier(
     notifications: Notifications,
     *,
     sleep: Sleep = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
+    metrics: Metrics | None = None,
 ) -> Notifier:
     """The configured provider stack (see the module docstring). Call inside the loop."""
     retry = notifications.retry
+    timed = metrics or Metrics()
 
     async def layer(name: str) -> Notifier:
         provider = notifications.providers[name]
         rate = provider.messages_per_second
         bucket = TokenBucket(rate, max(1.0, rate), clock=clock, sleep=sleep)
         return RetryingNotifier(
-            RateLimitedNotifier(await _provider(name, provider), bucket),
+            RateLimitedNotifier(TimedNotifier(await _provider(name, provider), timed), bucket),
             attempts=retry.in_process_attempts,
             max_time_s=retry.in_process_max_s,
             initial_wait_s=min(0.5, retry.in_process_max_s),
@@ -128,7 +155,12 @@ def status_callback_url(settings: Settings) -> str | None:
 
 
 def dispatcher_for(
-    settings: Settings, store: Store, notifier: Notifier, *, now: Callable[[], datetime]
+    settings: Settings,
+    store: Store,
+    notifier: Notifier,
+    *,
+    now: Callable[[], datetime],
+    metrics: Metrics | None = None,
 ) -> Dispatcher:
     notifications = settings.notifications
     return Dispatcher(
@@ -143,6 +175,7 @@ def dispatcher_for(
         concurrency=notifications.dispatcher.concurrency,
         poll_interval_s=notifications.dispatcher.poll_interval_s,
         status_callback_url=status_callback_url(settings),
+        metrics=metrics,
     )
 
 
@@ -158,13 +191,15 @@ class SmsComponent:
         *,
         now: Callable[[], datetime],
         sleep: Sleep = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.now = now
         self.sleep = sleep
+        self.metrics = metrics or Metrics()
         self.dispatcher: Dispatcher | None = None
-        self.intake = Intake(settings, store, now=now, on_queued=self.wake)
+        self.intake = Intake(settings, store, now=now, on_queued=self.wake, metrics=self.metrics)
 
     def wake(self) -> None:
         """Something was queued or replayed: the dispatcher looks now."""
@@ -175,16 +210,22 @@ class SmsComponent:
         add_sms_routes(app, self)
 
     async def run(self, stop: asyncio.Event) -> None:
-        notifier = await build_notifier(self.settings.notifications, sleep=self.sleep)
+        notifier = await build_notifier(
+            self.settings.notifications, sleep=self.sleep, metrics=self.metrics
+        )
         try:
-            self.dispatcher = dispatcher_for(self.settings, self.store, notifier, now=self.now)
+            self.dispatcher = dispatcher_for(
+                self.settings, self.store, notifier, now=self.now, metrics=self.metrics
+            )
             await self.dispatcher.run(stop)
         finally:
             await notifier.close()
 
 
 def make_sms_component(resources: Resources) -> Component:
-    return SmsComponent(resources.settings, resources.store, now=resources.now)
+    return SmsComponent(
+        resources.settings, resources.store, now=resources.now, metrics=resources.metrics
+    )
 
 
 # --------------------------------------------------------------------------- CLI

@@ -102,7 +102,7 @@ class _Routes:
         if status not in outbox_store.STATUS_RANK or (message_id is None and not provider_id):
             log.info("sms.status_ignored", status=status)
             return web.Response(status=204)
-        moved = await outbox_store.record_delivery_status(
+        report = await outbox_store.record_delivery_status(
             self.store,
             status=status,
             now=self.component.now(),
@@ -115,8 +115,10 @@ class _Routes:
             status=status,
             message_id=message_id,
             provider_message_id=provider_id,
-            applied=moved,
+            applied=report is not None,
         )
+        if report is not None:
+            self.component.metrics.delivery_reported(status, report.stage, report.provider)
         return web.Response(status=204)
 
     async def twilio_inbound(self, request: web.Request) -> web.Response:

@@ -118,6 +118,8 @@ async def test_kill_9_mid_campaign_and_a_restart_lose_and_double_nothing(
             # another process: poll its API while the real calls end
             while (await campaign(http, api_port))["contacts"] != {"done": 4}:  # noqa: ASYNC110
                 await asyncio.sleep(0.5)
+        async with http.get(f"http://127.0.0.1:{api_port}/metrics") as response:
+            metrics = await response.text()
         assert await second.stop(signal.SIGTERM) == 0
     finally:
         second.kill()
@@ -133,3 +135,7 @@ async def test_kill_9_mid_campaign_and_a_restart_lose_and_double_nothing(
     recovered = [line for line in second.log_lines if line.get("event") == "campaign.recovered"]
     assert recovered
     assert recovered[0]["followed"] >= 1
+    # The real PBX stamps its events (timestampevents = yes): their lag is measured.
+    assert "\noutreach_ami_event_lag_seconds_count 0.0\n" not in metrics
+    assert "\noutreach_ami_event_lag_seconds_count " in metrics
+    assert 'outreach_calls_finished_total{campaign="refusal",outcome="answered"}' in metrics

@@ -36,6 +36,8 @@ async def test_daemon_is_ready_against_the_lab_pbx_and_exits_0_on_a_signal(
         ready = await daemon.wait_for_log("daemon.ready")
         health = await get_json(http, f"http://127.0.0.1:{api_port}/healthz")
         readiness = await get_json(http, f"http://127.0.0.1:{api_port}/readyz")
+        async with http.get(f"http://127.0.0.1:{api_port}/metrics") as response:
+            metrics = response.status, await response.text()
         exit_status = await daemon.stop(signum)
     finally:
         daemon.kill()
@@ -46,6 +48,9 @@ async def test_daemon_is_ready_against_the_lab_pbx_and_exits_0_on_a_signal(
     assert body["ready"] is True
     assert body["checks"]["ami"]["ok"] is True
     assert body["checks"]["store"] == {"ok": True, "detail": "sqlite reachable"}
+    assert metrics[0] == 200
+    assert "\noutreach_ami_connected 1.0\n" in metrics[1]
+    assert "\noutreach_outbox_depth 0.0\n" in metrics[1]
     assert exit_status == 0
     assert [line["event"] for line in daemon.log_lines][-1] == "daemon.stopped"
     assert (tmp_path / "var" / "outreach.db").exists()

@@ -30,6 +30,7 @@ ADAPTERS = {
         "dialer/migrations/*",
     },
     "alembic": {"dialer/store.py", "dialer/migrations/*"},
+    "prometheus_client": {"dialer/metrics.py"},
 }
 # Pure logic: standard library (and pydantic-free) only, so it is testable without any I/O.
 PURE = [

@@ -1,0 +1,192 @@
+"""Prometheus metrics: one `Metrics` object per daemon, with its own registry (no globals).
+
+`app.build()` makes one; it reaches the campaign runners, the SMS intake, dispatcher and
+callbacks through `Resources.metrics`, and `GET /metrics` renders it (`render()`). The outbox
+gauges are computed at scrape time from the store (`scrape`). Only this module imports
+prometheus_client. Metric names and labels are listed in README (Metrics and alerts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+
+from dialer import outbox_store
+from dialer.ami_wire import LinkState
+from dialer.store import Store
+
+__all__ = ["CONTENT_TYPE", "Metrics", "scrape"]
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+"""`text/plain; version=0.0.4; charset=utf-8`: Prometheus' text exposition format."""
+
+NO_PROVIDER = "none"
+"""The `provider` label of a message that died before any provider was called."""
+
+_LAG_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass
+class _AbandonCounts:
+    answered: int = 0
+    abandoned: int = 0
+
+
+class Metrics:
+    """Every metric the daemon exports, as typed attributes of one registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        # Calls
+        self.calls_originated = Counter(
+            "outreach_calls_originated", "Originates sent to the PBX.", ["campaign"], registry=r
+        )
+        self.calls_in_flight = Gauge(
+            "outreach_calls_in_flight",
+            "Calls placed and not settled yet.",
+            ["campaign"],
+            registry=r,
+        )
+        self.calls_finished = Counter(
+            "outreach_calls_finished",
+            "Calls settled, by outcome.",
+            ["campaign", "outcome"],
+            registry=r,
+        )
+        self.calls_abandoned = Counter(
+            "outreach_calls_abandoned",
+            "Calls answered with no agent in time (outcome abandoned).",
+            ["campaign"],
+            registry=r,
+        )
+        self.call_abandon_ratio = Gauge(
+            "outreach_call_abandon_ratio",
+            "Abandoned / (answered + abandoned) since the daemon started.",
+            ["campaign"],
+            registry=r,
+        )
+        # AMI
+        self.ami_connected = Gauge(
+            "outreach_ami_connected", "1 while logged in to the AMI, else 0.", registry=r
+        )
+        self.ami_reconnects = Counter(
+            "outreach_ami_reconnects", "AMI logins after a lost link.", registry=r
+        )
+        self.ami_event_lag = Histogram(
+            "outreach_ami_event_lag_seconds",
+            "Now minus the Timestamp header of an AMI event (timestampevents = yes).",
+            buckets=_LAG_BUCKETS_S,
+            registry=r,
+        )
+        # Order events and SMS
+        self.events_received = Counter(
+            "outreach_events_received", "Order events accepted.", ["stage"], registry=r
+        )
+        self.sms_queued = Counter(
+            "outreach_sms_queued", "Messages queued in the outbox.", ["stage"], registry=r
+        )
+        self.sms_sent = Counter(
+            "outreach_sms_sent",
+            "Messages a provider accepted.",
+            ["stage", "provider"],
+            registry=r,
+        )
+        self.sms_delivered = Counter(
+            "outreach_sms_delivered",
+            "Delivery reports: delivered.",
+            ["stage", "provider"],
+            registry=r,
+        )
+        self.sms_failed = Counter(
+            "outreach_sms_failed",
+            "Delivery reports: failed or undelivered.",
+            ["stage", "provider"],
+            registry=r,
+        )
+        self.sms_dead = Counter(
+            "outreach_sms_dead",
+            "Messages given up on (dead letters).",
+            ["stage", "provider"],
+            registry=r,
+        )
+        self.sms_provider_latency = Histogram(
+            "outreach_sms_provider_latency_seconds",
+            "Time of one call to a provider (success or error).",
+            ["provider"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.outbox_depth = Gauge(
+            "outreach_outbox_depth", "Messages queued or sending (at scrape time).", registry=r
+        )
+        self.outbox_oldest_due_age = Gauge(
+            "outreach_outbox_oldest_due_age_seconds",
+            "Now minus the oldest due next_attempt_at of a queued message; 0 when none is due.",
+            registry=r,
+        )
+        self._abandon: dict[str, _AbandonCounts] = {}
+        self._reconnects_seen = 0
+
+    def render(self) -> bytes:
+        """The exposition in Prometheus' text format (`CONTENT_TYPE`)."""
+        return generate_latest(self.registry)
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def call_finished(self, campaign: str, outcome: str) -> None:
+        """A call was settled: count it, and update the campaign's abandon ratio."""
+        self.calls_finished.labels(campaign=campaign, outcome=outcome).inc()
+        if outcome not in ("answered", "abandoned"):
+            return
+        counts = self._abandon.setdefault(campaign, _AbandonCounts())
+        if outcome == "abandoned":
+            counts.abandoned += 1
+            self.calls_abandoned.labels(campaign=campaign).inc()
+        else:
+            counts.answered += 1
+        ratio = counts.abandoned / (counts.answered + counts.abandoned)
+        self.call_abandon_ratio.labels(campaign=campaign).set(ratio)
+
+    # -- AMI ---------------------------------------------------------------------------------
+
+    def on_link_change(self, state: LinkState) -> None:
+        """AMI link listener: connected gauge, and one reconnect per login after a loss."""
+        self.ami_connected.set(1 if state.logged_in else 0)
+        if state.logged_in and state.reconnects > self._reconnects_seen:
+            self.ami_reconnects.inc(state.reconnects - self._reconnects_seen)
+        self._reconnects_seen = max(self._reconnects_seen, state.reconnects)
+
+    def observe_event(self, event: Mapping[str, str], now: datetime) -> None:
+        """AMI event handler: the event's lag, when it carries a `Timestamp` header."""
+        raw = event.get("Timestamp")
+        if not raw:
+            return
+        try:
+            sent_at = float(raw)
+        except ValueError:
+            return
+        self.ami_event_lag.observe(max(0.0, now.timestamp() - sent_at))
+
+    # -- SMS ---------------------------------------------------------------------------------
+
+    def delivery_reported(self, status: str, stage: str, provider: str | None) -> None:
+        """A delivery report moved a message: count delivered, failed and undelivered."""
+        labels = {"stage": stage, "provider": provider or NO_PROVIDER}
+        if status == "delivered":
+            self.sms_delivered.labels(**labels).inc()
+        elif status in ("failed", "undelivered"):
+            self.sms_failed.labels(**labels).inc()
+
+
+async def scrape(metrics: Metrics, store: Store, now: datetime) -> bytes:
+    """`GET /metrics`: the outbox gauges read from the store now, then the exposition."""
+    backlog = await outbox_store.backlog(store, now=now)
+    metrics.outbox_depth.set(backlog.depth)
+    metrics.outbox_oldest_due_age.set(backlog.oldest_due_age_s)
+    return metrics.render()
