@@ -27,6 +27,7 @@ from dialer.campaign_api import campaigns_component
 from dialer.config import Settings
 from dialer.logs import get_logger
 from dialer.metrics import Metrics, scrape
+from dialer.outbox_store import backlog
 from dialer.sms import make_sms_component
 from dialer.store import Store, StoreError
 
@@ -96,6 +97,7 @@ class Daemon:
     store: Store | None = None
     components: list[Component] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
+    cancelled: list[str] = field(default_factory=list)  # components stopped by the grace
 
     def __post_init__(self) -> None:
         self.ami.add_link_listener(self.metrics.on_link_change)
@@ -147,8 +149,9 @@ class Daemon:
         finally:
             async with asyncio.timeout(api.shutdown_grace_s):
                 await runner.cleanup()
+                summary = await self._left_behind(store)
                 await store.close()
-            log.info("daemon.stopped")
+            log.info("daemon.stopped", **summary)
 
     async def _run_until_stopped(self, stop: asyncio.Event) -> None:
         grace_s = self.settings.api.shutdown_grace_s
@@ -166,8 +169,32 @@ class Daemon:
                 _, still_running = await asyncio.wait(component_tasks, timeout=grace_s)
                 for task in still_running:
                     log.warning("daemon.component_cancelled", component=task.get_name())
+                    self.cancelled.append(task.get_name())
                     task.cancel()
             ami_task.cancel()
+
+    async def _left_behind(self, store: Store) -> dict[str, object]:
+        """The one-line shutdown summary: what was left, and why."""
+        calls = self.metrics.calls_in_flight_now()
+        try:
+            sms_waiting: int | None = (await backlog(store, now=self.now())).depth
+        except Exception:  # a broken store must not stop the shutdown; the summary says unknown
+            sms_waiting = None
+        if self.cancelled:
+            why = (
+                f"the {self.settings.api.shutdown_grace_s:g} s shutdown grace ran out; "
+                "calls still up and messages left sending are settled at the next start"
+            )
+        elif sms_waiting:
+            why = "messages due later wait in the store for the next start"
+        else:
+            why = "nothing left"
+        return {
+            "calls_in_flight": calls,
+            "sms_waiting": sms_waiting,
+            "cancelled": self.cancelled,
+            "why": why,
+        }
 
     async def _announce_ready(self) -> None:
         await self.ami.wait_logged_in()

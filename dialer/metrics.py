@@ -133,6 +133,16 @@ class Metrics:
         self._abandon: dict[str, _AbandonCounts] = {}
         self._reconnects_seen = 0
 
+    def calls_in_flight_now(self) -> int:
+        """Calls placed and not settled, over every campaign."""
+        return int(
+            sum(
+                sample.value
+                for metric in self.calls_in_flight.collect()
+                for sample in metric.samples
+            )
+        )
+
     def render(self) -> bytes:
         """The exposition in Prometheus' text format (`CONTENT_TYPE`)."""
         return generate_latest(self.registry)

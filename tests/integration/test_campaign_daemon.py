@@ -13,7 +13,7 @@ import pytest
 
 from dialer.campaign_store import CampaignStore
 from dialer.store import Store
-from tests.support import DaemonProcess, free_port, write_daemon_config
+from tests.support import DaemonProcess, free_port, lab_pbx, write_daemon_config
 
 ALL_WEEK = (
     "{"
@@ -139,3 +139,31 @@ async def test_kill_9_mid_campaign_and_a_restart_lose_and_double_nothing(
     assert "\noutreach_ami_event_lag_seconds_count 0.0\n" not in metrics
     assert "\noutreach_ami_event_lag_seconds_count " in metrics
     assert 'outreach_calls_finished_total{campaign="refusal",outcome="answered"}' in metrics
+
+
+@pytest.mark.pbx
+@pytest.mark.usefixtures("lab_pbx_running")
+async def test_sigterm_with_a_call_up_waits_the_grace_then_says_what_was_left(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    api_port = free_port()
+    daemon = await DaemonProcess.start(daemon_config(tmp_path, api_port))
+    try:
+        await daemon.wait_for_log("daemon.ready")
+        url = f"http://127.0.0.1:{api_port}/v1/campaigns/refusal/contacts"
+        async with http.post(url, json=[{"phone": "+8613800001008"}]) as response:
+            assert response.status == 200  # answers, then stays on the line for 30 s
+        await daemon.wait_for_log("call.answered", timeout_s=10)
+        exit_status = await daemon.stop(signal.SIGTERM, timeout_s=15)
+    finally:
+        daemon.kill()
+        # the call outlives the daemon on purpose: end it, so it keeps no agent busy for others
+        await asyncio.to_thread(lab_pbx, "cli", "channel request hangup all")
+    events = [line["event"] for line in daemon.log_lines]
+    summary = daemon.log_lines[-1]
+    assert exit_status == 0
+    assert "daemon.component_cancelled" in events  # the 5 s grace ran out before the call ended
+    assert summary["event"] == "daemon.stopped"
+    assert summary["calls_in_flight"] == 1
+    assert summary["cancelled"] != []
+    assert "shutdown grace ran out" in str(summary["why"])

@@ -52,7 +52,10 @@ async def test_daemon_is_ready_against_the_lab_pbx_and_exits_0_on_a_signal(
     assert "\noutreach_ami_connected 1.0\n" in metrics[1]
     assert "\noutreach_outbox_depth 0.0\n" in metrics[1]
     assert exit_status == 0
-    assert [line["event"] for line in daemon.log_lines][-1] == "daemon.stopped"
+    summary = daemon.log_lines[-1]
+    assert summary["event"] == "daemon.stopped"
+    assert (summary["calls_in_flight"], summary["sms_waiting"], summary["cancelled"]) == (0, 0, [])
+    assert summary["why"] == "nothing left"
     assert (tmp_path / "var" / "outreach.db").exists()
 
 
