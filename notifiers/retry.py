@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypedDict, Unpack
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
@@ -32,6 +33,7 @@ from notifiers.errors import TransientError
 
 __all__ = [
     "Classifier",
+    "RetryOptions",
     "RetryingNotifier",
     "classify_error",
     "classify_error_unless_ambiguous",
@@ -144,46 +146,29 @@ async def send_with_retry(
     raise AssertionError("unreachable: tenacity returns the result or re-raises the error")
 
 
+class RetryOptions(TypedDict, total=False):
+    """The keyword arguments of `send_with_retry`, kept by `RetryingNotifier`."""
+
+    attempts: int
+    max_time_s: float
+    initial_wait_s: float
+    max_wait_s: float
+    sleep: Sleep
+    clock: Callable[[], float]
+    classify: Classifier
+    on_retry: RetryHook | None
+
+
 class RetryingNotifier:
     """A notifier whose `send` is `send_with_retry(inner, ...)` with these settings."""
 
-    def __init__(
-        self,
-        inner: Notifier,
-        *,
-        attempts: int = 3,
-        max_time_s: float = 30.0,
-        initial_wait_s: float = 0.5,
-        max_wait_s: float = 10.0,
-        sleep: Sleep = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        classify: Classifier = classify_error,
-        on_retry: RetryHook | None = None,
-    ) -> None:
+    def __init__(self, inner: Notifier, **options: Unpack[RetryOptions]) -> None:
         self.inner = inner
         self.name = inner.name
-        self.attempts = attempts
-        self.max_time_s = max_time_s
-        self.initial_wait_s = initial_wait_s
-        self.max_wait_s = max_wait_s
-        self._sleep = sleep
-        self._clock = clock
-        self._classify = classify
-        self._on_retry = on_retry
+        self.options = options
 
     async def send(self, message: OutboundSms) -> SendResult:
-        return await send_with_retry(
-            self.inner,
-            message,
-            attempts=self.attempts,
-            max_time_s=self.max_time_s,
-            initial_wait_s=self.initial_wait_s,
-            max_wait_s=self.max_wait_s,
-            sleep=self._sleep,
-            clock=self._clock,
-            classify=self._classify,
-            on_retry=self._on_retry,
-        )
+        return await send_with_retry(self.inner, message, **self.options)
 
     async def close(self) -> None:
         await self.inner.close()
