@@ -235,6 +235,24 @@ class CampaignService:
 
     # -- what the API shows ------------------------------------------------------------------
 
+    def live_calls(self, name: str) -> list[dict[str, Any]]:
+        """The campaign's calls in flight, oldest first: masked number, stage and age."""
+        now = self.now()
+        calls = sorted(
+            (call for call in self.router.calls.values() if call.campaign == name),
+            key=lambda call: call.started_at,
+        )
+        return [
+            {
+                "attempt_id": call.attempt_id,
+                "phone": mask_phone(call.phone),
+                "stage": call_stage(call),
+                "started_at": call.started_at.isoformat(),
+                "age_s": round(max(0.0, (now - call.started_at).total_seconds()), 1),
+            }
+            for call in calls
+        ]
+
     async def status(self, name: str) -> dict[str, Any]:
         runner = self.runners[name]
         summary = await self.store.summary(runner.campaign_id)
@@ -252,6 +270,7 @@ class CampaignService:
         )
         if runner.agent_queue is not None:
             summary["free_agents"] = runner.agent_queue.free_agents
+        summary["live_calls"] = self.live_calls(name)
         summary["recent_attempts"] = [
             {
                 **row,
@@ -262,6 +281,15 @@ class CampaignService:
             for row in await self.store.recent_attempts(runner.campaign_id)
         ]
         return summary
+
+
+def call_stage(call: Call) -> str:
+    """Where a call in flight stands: ringing, answered, or with an agent."""
+    if call.with_agent:
+        return "with_agent"
+    if call.answered.is_set():
+        return "answered"
+    return "ringing"
 
 
 def _iso(value: datetime | None) -> str | None:

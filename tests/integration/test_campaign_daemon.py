@@ -154,6 +154,8 @@ async def test_sigterm_with_a_call_up_waits_the_grace_then_says_what_was_left(
         async with http.post(url, json=[{"phone": "+8613800001008"}]) as response:
             assert response.status == 200  # answers, then stays on the line for 30 s
         await daemon.wait_for_log("call.answered", timeout_s=10)
+        async with http.get(f"http://127.0.0.1:{api_port}/v1/campaigns/refusal") as response:
+            live_calls = (await response.json())["live_calls"]
         exit_status = await daemon.stop(signal.SIGTERM, timeout_s=15)
     finally:
         daemon.kill()
@@ -161,6 +163,10 @@ async def test_sigterm_with_a_call_up_waits_the_grace_then_says_what_was_left(
         await asyncio.to_thread(lab_pbx, "cli", "channel request hangup all")
     events = [line["event"] for line in daemon.log_lines]
     summary = daemon.log_lines[-1]
+    assert [(call["phone"], call["stage"]) for call in live_calls] == [
+        ("+86138****1008", "answered")
+    ]
+    assert live_calls[0]["age_s"] >= 0
     assert exit_status == 0
     assert "daemon.component_cancelled" in events  # the 5 s grace ran out before the call ended
     assert summary["event"] == "daemon.stopped"
