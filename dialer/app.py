@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
@@ -24,10 +25,11 @@ from aiohttp import web
 from dialer.ami import AmiClient, AmiOptions
 from dialer.api import Check, link_check, make_web_app
 from dialer.campaign_api import campaigns_component
-from dialer.config import Settings
+from dialer.config import ConfigError, Settings, load_settings
 from dialer.logs import get_logger
 from dialer.metrics import Metrics, scrape
 from dialer.outbox_store import backlog
+from dialer.reload import Reloadable, ReloadOutcome, effective_settings, restart_only_changes
 from dialer.sms import make_sms_component
 from dialer.store import Store, StoreError
 
@@ -98,6 +100,9 @@ class Daemon:
     components: list[Component] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     cancelled: list[str] = field(default_factory=list)  # components stopped by the grace
+    config_path: Path | None = None  # where `reload` reads the config again
+    _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _background: set[asyncio.Task[ReloadOutcome]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.ami.add_link_listener(self.metrics.on_link_change)
@@ -116,6 +121,48 @@ class Daemon:
             return Check("store", False, str(exc) or "no answer")
         return Check("store", True, f"{self.store.dialect} reachable")
 
+    async def reload(self) -> ReloadOutcome:
+        """Read the config file again and apply it (see `dialer.reload`); one at a time."""
+        async with self._reload_lock:
+            if self.config_path is None:
+                return ReloadOutcome(applied=False, errors=["started without a config file"])
+            try:
+                new = await asyncio.to_thread(load_settings, self.config_path)
+            except ConfigError as exc:
+                errors = [str(issue) for issue in exc.issues]
+                for error in errors:
+                    log.error("config.reload_error", error=error)
+                log.error("config.reload_refused", errors=len(errors), kept="the running config")
+                return ReloadOutcome(applied=False, errors=errors)
+            return await self._apply(new)
+
+    async def _apply(self, new: Settings) -> ReloadOutcome:
+        needs_restart = restart_only_changes(self.settings, new)
+        settings = effective_settings(self.settings, new)
+        changes: dict[str, list[str]] = {}
+        for component in self.components:
+            if isinstance(component, Reloadable):
+                try:
+                    changes.update(await component.reload(settings))
+                except (OSError, ValueError) as exc:  # a DNC file that cannot be read, say
+                    log.error("config.reload_refused", component=component.name, error=str(exc))
+                    return ReloadOutcome(applied=False, errors=[f"{component.name}: {exc}"])
+        self.settings = settings
+        for key in needs_restart:
+            log.warning("config.needs_restart", key=key, message="kept until the next restart")
+        log.info("config.reloaded", needs_restart=needs_restart, **changes)
+        return ReloadOutcome(applied=True, changes=changes, needs_restart=needs_restart)
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload in the background (the outcome is logged)."""
+        task = asyncio.get_running_loop().create_task(self.reload(), name="reload")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reload_route(self, _: web.Request) -> web.Response:
+        outcome = await self.reload()
+        return web.json_response(outcome.as_dict(), status=200 if outcome.applied else 422)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; raise `StartupError` for what the operator must fix."""
         try:
@@ -133,6 +180,7 @@ class Daemon:
             api_token=api.token.get_secret_value(),
             metrics_page=lambda: scrape(self.metrics, store, self.now()),
         )
+        web_app.router.add_post("/v1/reload", self._reload_route)
         for component in self.components:
             component.add_routes(web_app)
         runner = web.AppRunner(web_app, handle_signals=False, access_log=None)
@@ -208,12 +256,16 @@ class Daemon:
             )
 
 
-def build(settings: Settings) -> Daemon:
-    """Every part of the daemon, made from validated settings."""
-    factories: list[ComponentFactory] = [make_sms_component, campaigns_component]
+def build(settings: Settings, *, config_path: Path | None = None) -> Daemon:
+    """Every part of the daemon, made from validated settings (read from `config_path`)."""
+    factories: list[ComponentFactory] = [
+        campaigns_component,
+        make_sms_component,
+    ]
     return Daemon(
         settings=settings,
         ami=AmiClient(ami_options(settings)),
         component_factories=factories,
         metrics=Metrics(),
+        config_path=config_path,
     )

@@ -20,6 +20,7 @@ from aiohttp import web
 from dialer.api import error_response, read_json
 from dialer.campaign_service import CampaignService
 from dialer.campaign_store import CampaignStore
+from dialer.config import Settings
 from dialer.contact_import import add_rows, counts
 
 if TYPE_CHECKING:
@@ -116,6 +117,9 @@ class CampaignsComponent:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.service.run(stop)
+
+    async def reload(self, settings: Settings) -> dict[str, list[str]]:
+        return await self.service.reload(settings)
 
 
 def campaigns_component(resources: Resources) -> CampaignsComponent:

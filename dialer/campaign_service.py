@@ -24,7 +24,7 @@ from dialer.ami import AmiError, LinkState
 from dialer.calls import Call, CallRouter
 from dialer.campaign_store import AttemptRow, CampaignStore
 from dialer.campaigns import CampaignRunner, Pbx, RunnerOptions, Sleep
-from dialer.config import Settings
+from dialer.config import Campaign, Settings
 from dialer.dnc import DncList
 from dialer.logs import get_logger, mask_phone
 from dialer.metrics import Metrics
@@ -68,34 +68,45 @@ class CampaignService:
         )
         self.router = CallRouter(clock=lambda: now().timestamp(), wall=now)
         self.router.on_disposition(self._on_disposition)
+        self._sleep = sleep
+        self._timer = timer
         self.runners: dict[str, CampaignRunner] = {}
+        self.retiring: dict[str, CampaignRunner] = {}  # removed by a reload, calls still up
         for name, campaign in settings.campaigns.items():
-            dnc = DncList(campaign.dnc_file, settings.default_region) if campaign.dnc_file else None
-            runner = CampaignRunner(
-                name,
-                campaign,
-                store=store,
-                pbx=pbx,
-                router=self.router,
-                now=now,
-                sleep=sleep,
-                timer=timer,
-                dnc=dnc,
-                options=self.options,
-                metrics=self.metrics,
-            )
-            self.runners[name] = runner
-            if runner.agent_queue is not None:
-                self.router.on_queue_event(runner.agent_queue.handle)
+            self.runners[name] = self._runner(name, campaign, self._dnc_list(campaign))
         self.ready = asyncio.Event()
         self.opened = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
-        self._logged_in_before = False
+        self._runner_tasks: asyncio.TaskGroup | None = None
+        self._stop: asyncio.Event | None = None
+
+    def _dnc_list(self, campaign: Campaign) -> DncList | None:
+        if campaign.dnc_file is None:
+            return None
+        return DncList(campaign.dnc_file, self.settings.default_region)
+
+    def _runner(self, name: str, campaign: Campaign, dnc: DncList | None) -> CampaignRunner:
+        runner = CampaignRunner(
+            name,
+            campaign,
+            store=self.store,
+            pbx=self.pbx,
+            router=self.router,
+            now=self.now,
+            sleep=self._sleep,
+            timer=self._timer,
+            dnc=dnc,
+            options=self.options,
+            metrics=self.metrics,
+        )
+        if runner.agent_queue is not None:
+            self.router.on_queue_event(runner.agent_queue.handle)
+        return runner
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def open(self) -> None:
-        for runner in self.runners.values():
+        for runner in list(self.runners.values()):
             await runner.open()
         self.opened.set()
 
@@ -103,7 +114,7 @@ class CampaignService:
         """Once AMI is logged in: read the queues, recover what a previous run left."""
         await self.read_queues()
         live = await self.live_channels()
-        for runner in self.runners.values():
+        for runner in list(self.runners.values()):
             await self.recover(runner, live)
         self.ready.set()
 
@@ -123,14 +134,95 @@ class CampaignService:
             except AmiError as exc:
                 log.warning("campaign.recovery_failed", reason=str(exc))
                 await asyncio.sleep(1)
+        self._stop = stop
         async with asyncio.TaskGroup() as tasks:
-            for runner in self.runners.values():
-                tasks.create_task(runner.run(stop), name=f"campaign-{runner.name}")
+            self._runner_tasks = tasks
+            for runner in list(self.runners.values()):
+                tasks.create_task(self._run_runner(runner, stop), name=f"campaign-{runner.name}")
+        self._runner_tasks = None
+
+    # -- reload ----------------------------------------------------------------------------
+
+    async def reload(self, settings: Settings) -> dict[str, list[str]]:
+        """Apply a reloaded config's campaigns: added ones start, changed ones take the new
+        settings for their next calls, removed ones place no new call and end once their calls
+        have. DNC files are read again. Raises (changing nothing) when a DNC file cannot be."""
+        wanted = settings.campaigns
+        dnc_lists = {name: self._dnc_list(campaign) for name, campaign in wanted.items()}
+        self.settings = settings
+        added = [name for name in wanted if name not in self.runners]
+        removed = [name for name in self.runners if name not in wanted]
+        changed = [
+            name
+            for name, campaign in wanted.items()
+            if name in self.runners and campaign != self.runners[name].campaign
+        ]
+        for name in removed:
+            self._retire(self.runners.pop(name))
+        for name in wanted:
+            if name in self.runners:
+                await self._reconfigure(self.runners[name], wanted[name], dnc_lists[name])
+        for name in added:
+            await self._add(self._runner(name, wanted[name], dnc_lists[name]))
+        return {
+            "campaigns_added": added,
+            "campaigns_changed": changed,
+            "campaigns_removed": removed,
+        }
+
+    def _retire(self, runner: CampaignRunner) -> None:
+        runner.retire()
+        self.retiring[runner.name] = runner
+        log.info("campaign.removed", campaign=runner.name, calls_in_flight=len(runner.calls))
+        if self._runner_tasks is None:  # not dialling yet: nothing to wait for
+            self.retiring.pop(runner.name, None)
+
+    async def _reconfigure(
+        self, runner: CampaignRunner, campaign: Campaign, dnc: DncList | None
+    ) -> None:
+        if runner.campaign.kind != campaign.kind and self.opened.is_set():
+            await self.store.ensure_campaign(runner.name, campaign.kind)
+        new_queue = runner.reconfigure(campaign, dnc)
+        if new_queue is None:
+            return
+        self.router.on_queue_event(new_queue.handle)
+        if self.ready.is_set():
+            await self._read_queue_softly(runner)
+
+    async def _add(self, runner: CampaignRunner) -> None:
+        if self.opened.is_set():
+            await runner.open()
+        if self.ready.is_set():
+            await self._read_queue_softly(runner)
+            try:
+                await self.recover(runner, await self.live_channels())
+            except AmiError as exc:  # the next login recovers it with the others
+                log.warning("campaign.recovery_failed", campaign=runner.name, reason=str(exc))
+        self.runners[runner.name] = runner
+        log.info("campaign.added", campaign=runner.name, kind=runner.campaign.kind)
+        if self._runner_tasks is not None and self._stop is not None:
+            self._runner_tasks.create_task(
+                self._run_runner(runner, self._stop), name=f"campaign-{runner.name}"
+            )
+
+    async def _run_runner(self, runner: CampaignRunner, stop: asyncio.Event) -> None:
+        try:
+            await runner.run(stop)
+        finally:
+            if self.retiring.get(runner.name) is runner:
+                del self.retiring[runner.name]
+                log.info("campaign.retired", campaign=runner.name)
+
+    async def _read_queue_softly(self, runner: CampaignRunner) -> None:
+        try:
+            await self.read_queue(runner)
+        except AmiError as exc:  # the next login reads every queue again
+            log.warning("campaign.agents_unread", campaign=runner.name, reason=str(exc))
 
     async def run_until_idle(self) -> None:
         """Tests: every runner in burst mode, together."""
         async with asyncio.TaskGroup() as tasks:
-            for runner in self.runners.values():
+            for runner in list(self.runners.values()):
                 tasks.create_task(runner.run_until_idle())
 
     # -- AMI -------------------------------------------------------------------------------
@@ -142,7 +234,7 @@ class CampaignService:
         """Link listener: mark calls when the link drops; reconcile them after a new login."""
         if not state.logged_in:
             self.router.link_lost()
-            for runner in self.runners.values():
+            for runner in list(self.runners.values()):
                 if runner.agent_queue is not None:
                     runner.agent_queue.forget()
             return
@@ -167,19 +259,20 @@ class CampaignService:
                 log.info("call.followed_after_reconnect", attempt_id=call.attempt_id)
             else:
                 call.finished.set()  # its task settles it as it stands
-        for runner in self.runners.values():
+        for runner in list(self.runners.values()):
             await self.recover(runner, live)
 
     async def read_queues(self) -> None:
-        for runner in self.runners.values():
-            queue = runner.agent_queue
-            if queue is None:
-                continue
-            answer = await self.pbx.send(
-                {"Action": "QueueStatus", "Queue": queue.name}, as_list=True
-            )
-            queue.reset(dict(item) for item in answer)
-            log.info("campaign.agents_read", campaign=runner.name, free_agents=queue.free_agents)
+        for runner in list(self.runners.values()):
+            await self.read_queue(runner)
+
+    async def read_queue(self, runner: CampaignRunner) -> None:
+        queue = runner.agent_queue
+        if queue is None:
+            return
+        answer = await self.pbx.send({"Action": "QueueStatus", "Queue": queue.name}, as_list=True)
+        queue.reset(dict(item) for item in answer)
+        log.info("campaign.agents_read", campaign=runner.name, free_agents=queue.free_agents)
 
     async def live_channels(self) -> list[LiveChannel]:
         answer = await self.pbx.send({"Action": "CoreShowChannels"}, as_list=True)
@@ -227,7 +320,7 @@ class CampaignService:
     async def _on_disposition(self, attempt_id: str, event: Mapping[str, str]) -> None:
         call = self.router.calls.get(attempt_id)
         name = call.campaign if call is not None else event.get("Campaign", "")
-        runner = self.runners.get(name)
+        runner = self.runners.get(name) or self.retiring.get(name)
         if runner is None:  # another dialer's call on the same PBX, or an unknown campaign
             log.debug("call.disposition_unmatched", attempt_id=attempt_id, campaign=name)
             return

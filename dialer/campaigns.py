@@ -127,14 +127,18 @@ class CampaignRunner:
         self._unpaced: set[str] = set()
         self.holding: set[int] = set()  # contact ids claimed whose attempt is not written yet
         self._wake = asyncio.Event()
+        self._retired = False
         self.log = log.bind(campaign=name)
-        self.agent_queue: AgentQueue | None = None
-        if isinstance(campaign, VipCampaign):
-            self.agent_queue = AgentQueue(campaign.agent_queue, on_change=self.update_cap)
-            self.update_cap()
+        self.agent_queue = self._agent_queue_for(campaign)
+        self.update_cap()
         self.campaign_id = 0
         self.paused = False
         self.calls: dict[str, asyncio.Task[None]] = {}
+
+    def _agent_queue_for(self, campaign: Campaign) -> AgentQueue | None:
+        if not isinstance(campaign, VipCampaign):
+            return None
+        return AgentQueue(campaign.agent_queue, on_change=self.update_cap)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -149,6 +153,33 @@ class CampaignRunner:
         self.paused = paused
         self.log.info("campaign.paused" if paused else "campaign.resumed")
         self.wake()
+
+    def reconfigure(self, campaign: Campaign, dnc: DncList | None) -> AgentQueue | None:
+        """A reloaded config, for the next calls; calls in flight go on as they were placed.
+
+        Returns the new agent queue when the campaign now reads another one (the caller routes
+        its events here and reads its members), else None."""
+        queue_before = self.agent_queue.name if self.agent_queue is not None else None
+        self.campaign = campaign
+        self.dnc = dnc or DncList.empty()
+        self.windows = CallingWindows.from_config(campaign.calling_windows, campaign.holidays)
+        self.routed_to_queue = isinstance(campaign.destination, QueueDestination)
+        self.pacer.set_max_calls_per_second(campaign.max_calls_per_second)
+        queue_after = campaign.agent_queue if isinstance(campaign, VipCampaign) else None
+        new_queue = None
+        if queue_after != queue_before:
+            self.agent_queue = new_queue = self._agent_queue_for(campaign)
+        self.update_cap()
+        self.wake()
+        return new_queue
+
+    def retire(self) -> None:
+        """The campaign left the config: place no new call; `run` returns once calls end."""
+        self._retired = True
+        self.wake()
+
+    def _stopping(self, stop: asyncio.Event) -> bool:
+        return stop.is_set() or self._retired
 
     def wake(self) -> None:
         """Look for due contacts now (new contacts, resumed, agents freed)."""
@@ -173,7 +204,7 @@ class CampaignRunner:
     async def run(self, stop: asyncio.Event) -> None:
         """Dial until `stop`, then let the calls in flight finish."""
         try:
-            while not stop.is_set():
+            while not self._stopping(stop):
                 if self.paused or not self.campaign.enabled or not self.pbx.link.logged_in:
                     await self._idle(self.options.idle_poll_s, stop)
                     continue
@@ -271,7 +302,7 @@ class CampaignRunner:
         await self.pacer.acquire()
         handed_over = False
         try:
-            if self.paused or stop.is_set():
+            if self.paused or self._stopping(stop):
                 await self.store.put_back(contact.id, due_at=self._now(), now=self._now())
                 return "handled"
             if await self._window_closed(contact):

@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from dialer import __version__, sms
 from dialer.app import StartupError, build
@@ -69,12 +70,14 @@ def check_config(path: str) -> int:
     return EXIT_OK
 
 
-async def _run_daemon(settings: Settings) -> None:
+async def _run_daemon(settings: Settings, config_path: str) -> None:
     stop = asyncio.Event()
+    daemon = build(settings, config_path=Path(config_path))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await build(settings).run(stop)
+    loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
+    await daemon.run(stop)
 
 
 def run(config_path: str) -> int:
@@ -84,7 +87,7 @@ def run(config_path: str) -> int:
     configure_logging(settings.logging.level, settings.logging.format)
     log.info("daemon.starting", config=config_path, version=__version__)
     try:
-        asyncio.run(_run_daemon(settings))
+        asyncio.run(_run_daemon(settings, config_path))
     except StartupError as exc:
         log.error("daemon.start_failed", reason=str(exc))
         print(f"dialer: {exc}", file=sys.stderr)

@@ -41,11 +41,17 @@ def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
 
 
 async def ensure_campaign(conn: AsyncConnection, name: str, kind: str) -> int:
-    """The id of campaign `name`, creating its row (state running) the first time."""
+    """The id of campaign `name`, creating its row (state running) the first time; a kind
+    changed in the config since is written over."""
     await conn.execute(
         _insert(conn, campaigns)
         .values(name=name, kind=kind)
         .on_conflict_do_nothing(index_elements=["name"])
+    )
+    await conn.execute(
+        sa.update(campaigns)
+        .where(campaigns.c.name == name, campaigns.c.kind != kind)
+        .values(kind=kind)
     )
     campaign_id = await conn.scalar(sa.select(campaigns.c.id).where(campaigns.c.name == name))
     assert campaign_id is not None

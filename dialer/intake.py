@@ -105,13 +105,11 @@ class Intake:
         on_queued: Callable[[], None] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        self.settings = settings
         self.metrics = metrics or Metrics()
         self.store = store
         self.now = now
         self.on_queued = on_queued
-        self.stages = frozenset((*BUILT_IN_STAGES, *settings.notifications.stages))
-        self._context = {"stages": self.stages, "default_region": settings.default_region}
+        self.reconfigure(settings)
         # Events that arrive while a write runs are written together, in one transaction.
         self._writer: GroupCommit[sms_store.IncomingEvent, sms_store.AcceptedEvent] = GroupCommit(
             self._write,
@@ -119,6 +117,12 @@ class Intake:
             name="intake-writer",
             fails_alone=sms_store.fails_alone,
         )
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Stages and templates for the events validated from now on (a reloaded config)."""
+        self.settings = settings
+        self.stages = frozenset((*BUILT_IN_STAGES, *settings.notifications.stages))
+        self._context = {"stages": self.stages, "default_region": settings.default_region}
 
     async def _write(
         self, batch: Sequence[sms_store.IncomingEvent]

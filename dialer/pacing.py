@@ -79,6 +79,13 @@ class CallPacer:
         self._max_concurrent = _checked_cap(max_concurrent)
         self._wake_waiters()
 
+    def set_max_calls_per_second(self, max_calls_per_second: float) -> None:
+        """Change the start rate (a reloaded config); the next start keeps the new spacing."""
+        if math.isnan(max_calls_per_second) or max_calls_per_second <= 0:
+            raise ValueError(f"max_calls_per_second must be > 0, got {max_calls_per_second}")
+        self._interval_s = 1.0 / max_calls_per_second
+        self._max_calls_per_second = max_calls_per_second
+
     async def acquire(self) -> None:
         """Wait for a concurrency slot, then for this call's CPS turn; pair with `release()`."""
         await self._take_slot()

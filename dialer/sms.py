@@ -209,6 +209,19 @@ class SmsComponent:
     def add_routes(self, app: WebApplication) -> None:
         add_sms_routes(app, self)
 
+    async def reload(self, settings: Settings) -> dict[str, list[str]]:
+        """New stages, templates, quiet hours: for events accepted from now on."""
+        before = self.settings.notifications
+        after = settings.notifications
+        self.settings = settings
+        self.intake.reconfigure(settings)
+        changed = [
+            name
+            for name in sorted({*before.stages, *after.stages})
+            if before.stages.get(name) != after.stages.get(name)
+        ]
+        return {"sms_stages_changed": changed}
+
     async def run(self, stop: asyncio.Event) -> None:
         notifier = await build_notifier(
             self.settings.notifications, sleep=self.sleep, metrics=self.metrics

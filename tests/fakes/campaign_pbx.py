@@ -156,6 +156,12 @@ class FakePbx:
         else:
             asyncio.get_running_loop().create_task(self._play(events))
 
+    async def wait_originated(self, count: int) -> None:
+        """Until `count` Originates have been sent in all."""
+        while len(self.originated) < count:
+            self.sent.clear()
+            await self.sent.wait()
+
     async def release(self) -> None:
         held, self._held = self._held, []
         for events in held:

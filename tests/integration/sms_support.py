@@ -64,6 +64,7 @@ def sms_settings(
     retry: str = "{backoff_initial_s: 30, backoff_max_s: 3600, max_age_s: 86400}",
     concurrency: int = 10,
     twilio_token: str = "${TWILIO_TOKEN}",
+    stages: str = STAGES,
 ) -> Settings:
     callback = f"status_callback_url: {public_url}/v1/sms/twilio/status" if public_url else ""
     text = f"""\
@@ -99,7 +100,7 @@ notifications:
   dispatcher: {{concurrency: {concurrency}, poll_interval_s: 0.05}}
   quiet_hours: {quiet_hours}
   signature: 【好物优选】
-{STAGES}"""
+{stages}"""
     return parse_settings(text, source="test.yaml", base_dir=directory, environ=ENV)
 
 
