@@ -7,7 +7,10 @@
 - `POST /v1/sms/twilio/inbound` (no token; signed, else 403): a reply. STOP, TD, 退订,
   UNSUBSCRIBE... (any case, trimmed) opt the number out of SMS and calls; START opts it back
   in. Answers empty TwiML.
-- `GET /v1/sms/dead` and `POST /v1/sms/dead/{id}/replay` (bearer token): dead letters.
+- `GET /v1/sms/dead` (`?limit=N`, newest first) and `POST /v1/sms/dead/{id}/replay` (bearer
+  token): dead letters.
+- `GET /v1/sms/funnel` (bearer token): per order stage, how many messages are in each status
+  now; the configured stages first (also those with no message yet), in config order.
 
 The signature is checked against `api.public_url` + the path + the raw query string, as
 Twilio signed it (the URL it called), never against the URL this process sees behind a proxy.
@@ -20,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 from aiohttp import web
 
-from dialer import outbox_store, sms_store
+from dialer import outbox_store, sms_stats_store, sms_store
 from dialer.api import error_response, mark_public, read_json, unprocessable
 from dialer.config import TwilioProvider
 from dialer.logs import get_logger, mask_phone
 from dialer.phones import InvalidNumber, normalize
+from dialer.store import MESSAGE_STATUSES
 from notifiers import twilio_signature_valid
 
 if TYPE_CHECKING:
@@ -43,6 +47,7 @@ OPT_OUT_WORDS = frozenset(
 )
 OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+DEAD_LIMIT_MAX = 1000
 
 
 def add_sms_routes(app: web.Application, component: SmsComponent) -> None:
@@ -52,6 +57,7 @@ def add_sms_routes(app: web.Application, component: SmsComponent) -> None:
     app.router.add_post(INBOUND_PATH, routes.twilio_inbound)
     app.router.add_get("/v1/sms/dead", routes.list_dead)
     app.router.add_post("/v1/sms/dead/{id}/replay", routes.replay_dead)
+    app.router.add_get("/v1/sms/funnel", routes.funnel)
     mark_public(app, STATUS_PATH)
     mark_public(app, INBOUND_PATH)
 
@@ -141,7 +147,12 @@ class _Routes:
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
     async def list_dead(self, request: web.Request) -> web.Response:
-        dead = await outbox_store.list_dead(self.store)
+        raw_limit = request.rel_url.query.get("limit", str(DEAD_LIMIT_MAX))
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= DEAD_LIMIT_MAX:
+            return error_response(
+                422, f"limit must be a whole number from 1 to {DEAD_LIMIT_MAX}", limit=raw_limit
+            )
+        dead = await outbox_store.list_dead(self.store, limit=int(raw_limit))
         items: list[dict[str, Any]] = [
             {
                 "id": message.id,
@@ -156,6 +167,16 @@ class _Routes:
             for message in dead
         ]
         return web.json_response({"dead": items})
+
+    async def funnel(self, _: web.Request) -> web.Response:
+        counts = await sms_stats_store.funnel(self.store)
+        configured = list(self.component.settings.notifications.stages)
+        stages = configured + sorted(set(counts) - set(configured))
+        rows = []
+        for stage in stages:
+            by_status = counts.get(stage, dict.fromkeys(MESSAGE_STATUSES, 0))
+            rows.append({"stage": stage, "counts": by_status, "total": sum(by_status.values())})
+        return web.json_response({"statuses": list(MESSAGE_STATUSES), "stages": rows})
 
     async def replay_dead(self, request: web.Request) -> web.Response:
         raw_id = request.match_info["id"]
