@@ -1,6 +1,10 @@
 """The HTTP API (aiohttp): health, readiness, and the shared rules of the /v1 routes.
 
-- `/v1/*` needs `Authorization: Bearer <api.token>`: 401 otherwise (compared in constant time).
+- `/v1/*` needs `Authorization: Bearer <api.token>`, or the status page's session cookie
+  carrying the same token (`SESSION_COOKIE`, set by `POST /login`, see `dialer.status_page`):
+  401 otherwise (compared in constant time). An unsafe request (POST...) authenticated by the
+  cookie alone must also send `X-Outreach-Page: 1`, which the page's own fetch does and a
+  form posted from another site cannot: 403 otherwise.
 - A body over `api.max_body_bytes` gets 413 (aiohttp's `client_max_size`).
 - An invalid body gets 422 naming each bad field: use `unprocessable(validation_error)`.
 - `/healthz`, `/readyz` and `/metrics` (Prometheus' text format) need no token.
@@ -70,6 +74,18 @@ async def read_json(request: web.Request) -> Any:
         ) from None
 
 
+SESSION_COOKIE = "outreach_session"
+"""The status page's cookie: it carries the API token (HttpOnly, SameSite=Strict, Path=/)."""
+PAGE_HEADER = "X-Outreach-Page"
+"""Sent by the status page's fetch; required with the cookie on unsafe methods (no CSRF)."""
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def token_matches(given: str, api_token: str) -> bool:
+    """Constant-time comparison of a token given by a client with `api.token`."""
+    return hmac.compare_digest(given.encode(), api_token.encode())
+
+
 def bearer_auth(api_token: str) -> Middleware:
     expected = f"Bearer {api_token}".encode()
 
@@ -78,12 +94,30 @@ def bearer_auth(api_token: str) -> Middleware:
         if request.path.startswith("/v1/") and not _is_public(request):
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
-                return error_response(
-                    401, "missing or wrong bearer token", hint="Authorization: Bearer <api.token>"
-                )
+                refused = _refuse_cookie(request, api_token)
+                if refused is not None:
+                    return refused
         return await handler(request)
 
     return require_token
+
+
+def _refuse_cookie(request: web.Request, api_token: str) -> web.Response | None:
+    """Without a good bearer header: None when the session cookie lets the request through,
+    else the answer (401 no or a wrong credential, 403 a cookie POST without PAGE_HEADER)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie is None or not token_matches(cookie, api_token):
+        return error_response(
+            401, "missing or wrong bearer token", hint="Authorization: Bearer <api.token>"
+        )
+    if request.method not in SAFE_METHODS and request.headers.get(PAGE_HEADER) != "1":
+        return error_response(
+            403,
+            f"a {request.method} authenticated by the status page cookie must send "
+            f"the header {PAGE_HEADER}: 1",
+            missing_header=PAGE_HEADER,
+        )
+    return None
 
 
 PUBLIC_ROUTE_KEY = web.AppKey("public_paths", set[str])

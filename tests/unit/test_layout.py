@@ -13,11 +13,12 @@ ADAPTERS = {
     "panoramisk": {"dialer/ami.py"},
     "twilio": {"notifiers/twilio.py"},
     "tenacity": {"notifiers/retry.py"},
-    # HTTP routes live in api.py and the features' *_api.py modules.
+    # HTTP routes live in api.py and the features' *_api.py modules (and the status page's).
     "aiohttp": {
         "dialer/api.py",
         "dialer/*_api.py",
         "dialer/app.py",
+        "dialer/status_page.py",
         "notifiers/twilio.py",
         "notifiers/http.py",
     },
