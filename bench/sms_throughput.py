@@ -2,16 +2,29 @@
 
     .venv/bin/python bench/sms_throughput.py [--messages 3000] [--skip-postgres]
 
-- The local Twilio stand-in runs in its own process (`python -m tests.fakes.twilio_server`).
-- raw SDK: 50 coroutines looping `messages.create_async` through one shared client.
-- end to end (SQLite, then PostgreSQL): events POSTed (50 at a time, over HTTP) to
-  `/v1/events`, stored, claimed by the dispatcher (concurrency 50), sent with the SDK to the
-  stand-in, outcome saved; timed from the first POST to the last message saved as sent (seen
-  on the dispatcher's counter, so the watching costs the store nothing; the store's count is
-  checked after). The API, the dispatcher and the load generator share this one process (the
-  daemon's shape).
-- latency: POST /v1/events at 200 requests/s for 5 s on SQLite with the dispatcher running.
-Logging is at WARNING (the per-message INFO lines are not part of the figure).
+Three processes, as in production:
+
+- the local Twilio stand-in (`python -m tests.fakes.twilio_server`);
+- the order system: a load generator (`python -m bench.sms_load`) that POSTs the events;
+- this process: the daemon's API, store and dispatcher (the measured one), and the raw-SDK peer.
+
+Phases, one after the other:
+
+- raw SDK: 50 coroutines in this process looping `messages.create_async` through one shared
+  client (our `TwilioNotifier`, no retry or rate limit around it), to the stand-in.
+- end to end (SQLite, then PostgreSQL): the load generator POSTs the events (50 at a time, over
+  HTTP) to `/v1/events` of the daemon in this process, which stores them, claims them as
+  `sending` (the dispatcher, concurrency 50), checks opt-outs, sends them through the
+  configured notifier stack (retry, rate limit, the SDK) to the stand-in, and saves each
+  outcome. Timed from the moment the load generator is told to start to the last message saved
+  as sent (seen on the dispatcher's counter, so the watching costs the store nothing; the
+  store's count is checked after).
+- latency: the load generator POSTs to /v1/events at 200 requests/s for 5 s (SQLite, the
+  dispatcher running) and times each answer.
+
+Each phase also prints this process's CPU time per message (`process_time`, all its threads),
+a steadier figure than the rate on a shared machine. Logging is at WARNING (the per-message
+INFO lines are not part of the figure).
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -27,10 +41,11 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -49,7 +64,19 @@ PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 WORKERS = 50
 
 
-async def raw_sdk(base_url: str, count: int) -> float:
+@dataclass(frozen=True)
+class Rate:
+    """Messages per second over a phase, and this process's CPU time per message."""
+
+    per_s: float
+    cpu_us: float
+
+    @classmethod
+    def of(cls, count: int, elapsed_s: float, cpu_s: float) -> Rate:
+        return cls(count / elapsed_s, cpu_s / count * 1e6)
+
+
+async def raw_sdk(base_url: str, count: int) -> Rate:
     twilio = TwilioNotifier(
         account_sid=ACCOUNT_SID,
         auth_token="test_auth_token",
@@ -62,11 +89,11 @@ async def raw_sdk(base_url: str, count: int) -> float:
         for i in todo:
             await twilio.send(OutboundSms(f"raw-{i}", "+8613812345678", "您的订单已发货"))
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(WORKERS)))
-    elapsed = time.perf_counter() - started
+    rate = Rate.of(count, time.perf_counter() - started, time.process_time() - cpu)
     await twilio.close()
-    return count / elapsed
+    return rate
 
 
 @contextlib.asynccontextmanager
@@ -99,16 +126,48 @@ async def daemon(store_url: str, base_url: str) -> AsyncIterator[tuple[str, Stor
         await store.close()
 
 
-def event(i: int, run: str) -> dict[str, object]:
-    return {
-        "event_id": f"{run}-{i}",
-        "order_id": f"{run}-{i}",
-        "stage": "shipped",
-        "phone": f"+86138{i % 100_000_000:08d}",
-        "customer": {"name": "王女士"},
-        "occurred_at": "2025-06-02T12:00:00+08:00",
-        "data": {"courier": "顺丰", "tracking_number": f"SF{i}"},
-    }
+class LoadGenerator:
+    """`python -m bench.sms_load` (the order system) in its own process: started, waiting for
+    `go()`; `result()` is its JSON answer once it has posted everything."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    async def go(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(b"go\n")
+        await self.process.stdin.drain()
+
+    async def result(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        if await self.process.wait() != 0 or not line:
+            raise RuntimeError(f"the load generator failed (exit {self.process.returncode})")
+        answer: dict[str, Any] = json.loads(line)
+        if answer["failures"]:
+            raise RuntimeError(f"POST /v1/events failed: {answer['failures'][:5]}")
+        return answer
+
+
+@contextlib.asynccontextmanager
+async def load_generator(api: str, *options: str) -> AsyncIterator[LoadGenerator]:
+    token = AUTH["Authorization"][7:]
+    run = uuid.uuid4().hex[:8]
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bench.sms_load", *options, api, token, run),
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        if await process.stdout.readline() != b"ready\n":
+            raise RuntimeError("the load generator did not start")
+        yield LoadGenerator(process)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 async def sent_count(store: Store) -> int:
@@ -123,48 +182,28 @@ def sent_so_far(component: SmsComponent) -> int:
     return 0 if component.dispatcher is None else component.dispatcher.counters.sent
 
 
-async def end_to_end(store_url: str, base_url: str, count: int) -> float:
+async def end_to_end(store_url: str, base_url: str, count: int) -> Rate:
     async with (
         daemon(store_url, base_url) as (api, store, component),
-        aiohttp.ClientSession() as http,
+        load_generator(api, "burst", f"--count={count}", f"--workers={WORKERS}") as load,
     ):
-        run = uuid.uuid4().hex[:8]
-        todo = iter(range(count))
-
-        async def poster() -> None:
-            for i in todo:
-                async with http.post(f"{api}/v1/events", json=event(i, run), headers=AUTH) as r:
-                    assert r.status == 202, await r.text()
-
-        started = time.perf_counter()
-        await asyncio.gather(*(poster() for _ in range(WORKERS)))
+        started, cpu = time.perf_counter(), time.process_time()
+        await load.go()
         while sent_so_far(component) < count:  # noqa: ASYNC110 (polls a counter)
             await asyncio.sleep(0.005)
-        elapsed = time.perf_counter() - started
+        rate = Rate.of(count, time.perf_counter() - started, time.process_time() - cpu)
+        assert (await load.result())["posted"] == count
         assert await sent_count(store) == count
-        return count / elapsed
+        return rate
 
 
 async def latency(store_url: str, base_url: str, rate: int = 200, seconds: int = 5) -> list[float]:
-    async with daemon(store_url, base_url) as (api, _, _), aiohttp.ClientSession() as http:
-        run = uuid.uuid4().hex[:8]
-        timings: list[float] = []
-
-        async def one(i: int) -> None:
-            started = time.perf_counter()
-            async with http.post(f"{api}/v1/events", json=event(i, run), headers=AUTH) as r:
-                await r.read()
-                assert r.status == 202
-            timings.append(time.perf_counter() - started)
-
-        tasks = []
-        begin = time.perf_counter()
-        for i in range(rate * seconds):
-            delay = begin + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
+    async with (
+        daemon(store_url, base_url) as (api, _, _),
+        load_generator(api, "paced", f"--rate={rate}", f"--seconds={seconds}") as load,
+    ):
+        await load.go()
+        timings: list[float] = (await load.result())["latencies_s"]
         return timings
 
 
@@ -186,6 +225,11 @@ def percentile(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
 
 
+def report(label: str, rate: Rate, raw: Rate | None = None) -> None:
+    ratio = f"  ({rate.per_s / raw.per_s:.2f}x raw)" if raw else ""
+    print(f"{label:<29}{rate.per_s:8.0f} msgs/s, {rate.cpu_us:5.0f} µs CPU/msg here{ratio}")
+
+
 async def main(count: int, skip_postgres: bool) -> None:
     configure_logging("WARNING", "json", stream=open(os.devnull, "w"))  # noqa: SIM115, ASYNC230
     port = free_port()
@@ -201,23 +245,19 @@ async def main(count: int, skip_postgres: bool) -> None:
                 break
             await asyncio.sleep(0.05)
         await raw_sdk(base_url, 300)  # warm-up
+        print(f"{count} messages, {WORKERS} workers")
         raw = await raw_sdk(base_url, count)
-        print(
-            f"raw SDK create_async:        {raw:8.0f} msgs/s  ({count} messages, {WORKERS} workers)"
-        )
+        report("raw SDK create_async:", raw)
         with tempfile.TemporaryDirectory() as directory:
-            sqlite_url = f"sqlite:///{directory}/bench.db"
-            e2e = await end_to_end(sqlite_url, base_url, count)
-            print(
-                f"end to end, SQLite:          {e2e:8.0f} notifications/s  ({e2e / raw:.2f}x raw)"
+            report(
+                "end to end, SQLite:",
+                await end_to_end(f"sqlite:///{directory}/bench.db", base_url, count),
+                raw,
             )
         if not skip_postgres:
             async with postgres_database() as pg_url:
-                e2e_pg = await end_to_end(pg_url, base_url, count)
-            ratio = e2e_pg / raw
-            print(f"end to end, PostgreSQL:      {e2e_pg:8.0f} notifications/s  ({ratio:.2f}x raw)")
-        raw_again = await raw_sdk(base_url, count)
-        print(f"raw SDK again (drift check): {raw_again:8.0f} msgs/s")
+                report("end to end, PostgreSQL:", await end_to_end(pg_url, base_url, count), raw)
+        report("raw SDK again (drift check):", await raw_sdk(base_url, count))
         with tempfile.TemporaryDirectory() as directory:
             timings = await latency(f"sqlite:///{directory}/latency.db", base_url)
         print(
