@@ -35,6 +35,39 @@ async def test_transient_errors_then_success_returns_the_result_after_recorded_w
     assert 0 <= second <= 1.0  # ... and under initial * 2**1
 
 
+async def test_a_send_that_passes_at_once_neither_sleeps_nor_asks_the_classifier() -> None:
+    notifier = ScriptedNotifier(script=[OK])
+    sleep = RecordingSleep()
+    asked: list[BaseException] = []
+
+    def classify(exc: BaseException) -> bool | float:
+        asked.append(exc)
+        return classify_error(exc)
+
+    assert await send_with_retry(notifier, MESSAGE, sleep=sleep, classify=classify) == OK
+    assert notifier.attempts == 1
+    assert sleep.delays_s == []
+    assert asked == []
+
+
+async def test_a_first_failure_waits_its_retry_after_and_is_attempt_one() -> None:
+    first = TransientError("429", retry_after_s=7.0)
+    notifier = ScriptedNotifier(script=[first, TransientError("503"), OK])
+    sleep = RecordingSleep()
+    heard: list[tuple[BaseException, int]] = []
+    result = await send_with_retry(
+        notifier,
+        MESSAGE,
+        attempts=3,
+        sleep=sleep,
+        on_retry=lambda error, attempt, _: heard.append((error, attempt)),
+    )
+    assert result == OK
+    assert notifier.attempts == 3  # the first try is not made twice
+    assert sleep.delays_s[0] == 7.0
+    assert heard[0] == (first, 1)
+
+
 async def test_a_permanent_error_is_never_retried() -> None:
     error = PermanentError("invalid number", code=21211, reason="number")
     notifier = ScriptedNotifier(script=[error])
