@@ -66,7 +66,7 @@ async function api(path, { method = "GET", acceptStatus = [] } = {}) {
       headers: method === "GET" ? {} : PAGE_HEADER,
     });
   } catch (error) {
-    throw new HttpError(0, `no answer from the daemon (${error.message})`);
+    throw new HttpError(0, `no connection (${error.message})`);
   }
   if (response.status === 401) {
     window.location.assign("/"); // logged out, or the token changed: back to the login form
@@ -95,7 +95,8 @@ function showProblems(problems) {
     return;
   }
   const since = state.lastOk ? ` Showing what was read at ${formatTime(state.lastOk.toISOString())}.` : "";
-  banner.textContent = `The daemon does not answer: ${problems.join("; ")}.${since}`;
+  const unique = [...new Set(problems)];
+  banner.textContent = `The daemon does not answer: ${unique.join("; ")}.${since}`;
   banner.hidden = false;
 }
 
@@ -120,18 +121,21 @@ function renderReadiness(ready) {
   setPill(document.getElementById("store"), "Store", checks.store, "reachable", "unreachable");
 }
 
+// A green or red pill; the check's detail beside it when it fails (whole in the tooltip).
 function setPill(pill, label, check, upWord, downWord) {
+  const detail = document.getElementById(`${pill.id}-detail`);
   if (!check) {
     pill.className = "pill pill-unknown";
+    pill.dataset.state = "unknown";
     pill.textContent = `${label}: unknown`;
-    pill.title = "";
+    pill.title = detail.textContent = detail.title = "";
     return;
   }
   pill.className = check.ok ? "pill pill-up" : "pill pill-down";
   pill.dataset.state = check.ok ? "up" : "down";
   pill.textContent = `${label}: ${check.ok ? upWord : downWord}`;
   pill.title = check.detail || "";
-  if (!check.ok && check.detail) pill.textContent += ` (${check.detail})`;
+  detail.textContent = detail.title = check.ok ? "" : check.detail || "";
 }
 
 // -- campaigns -----------------------------------------------------------------------------------
@@ -207,7 +211,7 @@ function renderCampaign(card, c) {
 
   card.querySelector(".fact-calls").textContent = `${c.calls_in_flight} of ${c.max_concurrent_calls} lines`;
   card.querySelector(".fact-cps").textContent = `at most ${c.max_calls_per_second}`;
-  card.querySelector(".fact-next-due").textContent = c.next_due_at ? formatTime(c.next_due_at) : "nothing due";
+  card.querySelector(".fact-next-due").textContent = nextDue(c);
   const agentsRow = card.querySelector(".fact-agents-row");
   agentsRow.hidden = c.free_agents === undefined;
   card.querySelector(".fact-agents").textContent = c.free_agents ?? "";
@@ -234,6 +238,12 @@ function renderCampaign(card, c) {
     rows.push(row([empty]));
   }
   live.replaceChildren(...rows);
+}
+
+function nextDue(c) {
+  if (!c.next_due_at) return "nothing due";
+  if (c.state !== "running") return `${formatTime(c.next_due_at)} (${c.state})`;
+  return new Date(c.next_due_at) <= new Date() ? "now" : formatTime(c.next_due_at);
 }
 
 function fillCounts(tbody, counts, inFlight, emptyText) {
