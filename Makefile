@@ -9,7 +9,7 @@ CONFIG  ?= config/example.yaml
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test lint format bench lab-start lab-stop lab-status postgres docs lock clean
+.PHONY: help venv demo test lint format bench lab-start lab-stop lab-status postgres chromium docs lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -27,7 +27,7 @@ venv: $(INSTALLED)  ## create the virtual environment and install from the lock
 demo: venv  ## run the daemon against the lab PBX (started and stopped for you); Ctrl-C ends it
 	scripts/demo $(CONFIG)
 
-test: lint postgres  ## lint, type-check, then the whole suite against the lab PBX and PostgreSQL
+test: lint postgres chromium  ## lint, type-check, then the whole suite against the lab PBX, PostgreSQL, a browser
 	scripts/with-lab-pbx $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: venv  ## ruff (lint + format check), mypy strict over dialer/ and notifiers/, hadolint
@@ -54,6 +54,9 @@ lab-status:  ## is the lab Asterisk running, and where are its logs
 
 postgres:  ## make sure PostgreSQL runs on 127.0.0.1:5432
 	scripts/ensure-postgres
+
+chromium:  ## make sure Debian's chromium is installed (the status page test drives it)
+	scripts/ensure-chromium
 
 docs: venv  ## regenerate docs/config-reference.md from the config models
 	$(BIN)/python -m dialer.config_reference > docs/config-reference.md
