@@ -8,7 +8,10 @@ SDK's documented extension point; see ../shared/notes/twilio-offline-testing.md)
 - a base URL: every `https://*.twilio.com` origin is rewritten to `base_url` when one is set
   (a local stand-in in tests and demos), also when TWILIO_REGION / TWILIO_EDGE are set;
 - response headers: the SDK's exceptions carry none, so the subclass keeps the last response's
-  headers (per task) and a 429 or 503 gets its Retry-After.
+  headers (per task) and a 429 or 503 gets its Retry-After;
+- the form body encoded once, as bytes: given the SDK's dict, aiohttp tries every payload type,
+  then builds a `FormData` (and a multipart writer with a random boundary it never uses) to
+  produce the same `urlencode` bytes. The request on the wire is the same.
 
 One `aiohttp` session per notifier, created inside the running loop (build the notifier in a
 coroutine, or `async with TwilioNotifier(...)`) and closed by `close()`. The
@@ -25,6 +28,7 @@ import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, Self
+from urllib.parse import urlencode
 
 import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -98,7 +102,7 @@ class _TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio 
             method,
             url,
             params=params,
-            data=data,
+            data=_form_body(data),
             headers=headers,
             auth=auth,
             timeout=timeout or self.timeout,  # a float: the stock client drops it (#925)
@@ -106,6 +110,14 @@ class _TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio 
         )
         _last_response_headers.set(response.headers)
         return response
+
+
+def _form_body(data: Mapping[str, object] | None) -> Mapping[str, object] | bytes | None:
+    """The form the SDK gives, as the bytes aiohttp would make of it (`urlencode`, lists as
+    repeated keys); the SDK has already set `Content-Type: application/x-www-form-urlencoded`."""
+    if not data:
+        return data
+    return urlencode(data, doseq=True).encode()
 
 
 class TwilioNotifier:
@@ -147,6 +159,7 @@ class TwilioNotifier:
         self.timeout_s = float(timeout_s)
         self._http = _TwilioHttpClient(timeout_s=self.timeout_s, base_url=base_url)
         self._client = Client(account_sid, auth_token, http_client=self._http)
+        self._messages = self._client.messages  # the SDK builds it once; skip the lookups
 
     async def __aenter__(self) -> Self:
         return self
@@ -165,7 +178,7 @@ class TwilioNotifier:
             arguments["status_callback"] = status_callback
         _last_response_headers.set(None)
         try:
-            created = await self._client.messages.create_async(**arguments)
+            created = await self._messages.create_async(**arguments)
         except (TwilioException, aiohttp.ClientError, TimeoutError) as exc:
             headers = _last_response_headers.get()
             retry_after_s = parse_retry_after(headers.get("Retry-After")) if headers else None
