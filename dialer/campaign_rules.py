@@ -2,7 +2,7 @@
 
 - `next_step`: after an attempt settles, is the contact called again (and when), or finished?
 - `refusal_reason`: may this number be called at all (toll-fraud guard, DNC, opt-out)?
-- `originate_variables`, `channel_for`: what the Originate carries.
+- `originate_request` (with `originate_variables`, `channel_for`): what the Originate carries.
 
 The retry rule (DESIGN.md "Retries"): an attempt that was answered, or that brought a
 disposition, finishes the contact as `done`. Otherwise the campaign's rule for the outcome
@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from dialer.ami_wire import OriginateRequest
+from dialer.config import Campaign, QueueDestination
 from dialer.outcomes import Outcome
 
 ContactState = Literal["pending", "done", "failed"]
@@ -103,6 +105,41 @@ def originate_variables(
     if order_id not in (None, ""):
         variables["ORDER_ID"] = safe_variable_value(order_id)
     return variables
+
+
+def originate_request(
+    campaign_name: str,
+    campaign: Campaign,
+    attempt_id: str,
+    *,
+    phone: str,
+    contact_context: Mapping[str, object] | None,
+) -> OriginateRequest:
+    """The Originate for one attempt: ActionID = ChannelId = attempt id, the campaign's channel,
+    destination and caller id, and the variables the dialplan reads."""
+    destination = campaign.destination
+    if isinstance(destination, QueueDestination):
+        context, exten, priority = "outreach-vip", "s", 1
+    else:
+        context, exten, priority = destination.context, destination.exten, destination.priority
+    variables = originate_variables(
+        attempt_id=attempt_id, campaign=campaign_name, context=contact_context
+    )
+    if isinstance(destination, QueueDestination):
+        variables["AGENT_QUEUE"] = destination.queue
+    elif campaign.agent_queue:
+        variables["AGENT_QUEUE"] = campaign.agent_queue
+    return OriginateRequest(
+        action_id=attempt_id,
+        channel_id=attempt_id,
+        channel=channel_for(campaign.channel, phone),
+        context=context,
+        exten=exten,
+        priority=priority,
+        caller_id=campaign.caller_id,
+        ring_timeout_s=campaign.ring_timeout_s,
+        variables=variables,
+    )
 
 
 def disposition_from(event: Mapping[str, str], dispositions: Mapping[str, str]) -> str:

@@ -29,20 +29,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dialer.ami import (
-    AmiActionFailed,
-    AmiNotConnected,
-    LinkState,
-    OriginateRequest,
-    UnsafeHeader,
-)
+from dialer.ami import AmiActionFailed, AmiNotConnected, LinkState, OriginateRequest, UnsafeHeader
 from dialer.calls import Call, CallRouter
 from dialer.campaign_rules import (
     NextStep,
-    channel_for,
     disposition_from,
     next_step,
-    originate_variables,
+    originate_request,
     refusal_reason,
 )
 from dialer.campaign_store import CampaignStore, DueContact, Settlement
@@ -330,7 +323,15 @@ class CampaignRunner:
         self.router.track(call)
         bind_context(campaign=self.name, attempt_id=attempt_id, contact_id=contact.id)
         try:
-            await self.pbx.originate(self._request(call, contact))
+            await self.pbx.originate(
+                originate_request(
+                    self.name,
+                    self.campaign,
+                    call.attempt_id,
+                    phone=contact.phone,
+                    contact_context=contact.context,
+                )
+            )
         except (AmiNotConnected, UnsafeHeader) as exc:  # certainly not sent
             self.router.forget(attempt_id)
             due_at = self._now() + timedelta(seconds=self.options.not_sent_retry_s)
@@ -350,31 +351,6 @@ class CampaignRunner:
         task = asyncio.get_running_loop().create_task(self._follow(call))
         self.calls[attempt_id] = task
         return True
-
-    def _request(self, call: Call, contact: DueContact) -> OriginateRequest:
-        destination = self.campaign.destination
-        if isinstance(destination, QueueDestination):
-            context, exten, priority = "outreach-vip", "s", 1
-        else:
-            context, exten, priority = destination.context, destination.exten, destination.priority
-        variables = originate_variables(
-            attempt_id=call.attempt_id, campaign=self.name, context=contact.context
-        )
-        if isinstance(destination, QueueDestination):
-            variables["AGENT_QUEUE"] = destination.queue
-        elif self.campaign.agent_queue:
-            variables["AGENT_QUEUE"] = self.campaign.agent_queue
-        return OriginateRequest(
-            action_id=call.attempt_id,
-            channel_id=call.channel_id,
-            channel=channel_for(self.campaign.channel, contact.phone),
-            context=context,
-            exten=exten,
-            priority=priority,
-            caller_id=self.campaign.caller_id,
-            ring_timeout_s=self.campaign.ring_timeout_s,
-            variables=variables,
-        )
 
     # -- following and settling ----------------------------------------------------------------
 
