@@ -31,6 +31,7 @@ from dialer.metrics import Metrics, scrape
 from dialer.outbox_store import backlog
 from dialer.reload import Reloadable, ReloadOutcome, effective_settings, restart_only_changes
 from dialer.sms import make_sms_component
+from dialer.status_page import status_page_component
 from dialer.store import Store, StoreError
 
 log = get_logger(__name__)
@@ -261,6 +262,7 @@ def build(settings: Settings, *, config_path: Path | None = None) -> Daemon:
     factories: list[ComponentFactory] = [
         campaigns_component,
         make_sms_component,
+        status_page_component,
     ]
     return Daemon(
         settings=settings,
