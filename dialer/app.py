@@ -102,6 +102,7 @@ class Daemon:
     metrics: Metrics = field(default_factory=Metrics)
     cancelled: list[str] = field(default_factory=list)  # components stopped by the grace
     config_path: Path | None = None  # where `reload` reads the config again
+    stopping: bool = False
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _background: set[asyncio.Task[ReloadOutcome]] = field(default_factory=set)
 
@@ -127,6 +128,8 @@ class Daemon:
         async with self._reload_lock:
             if self.config_path is None:
                 return ReloadOutcome(applied=False, errors=["started without a config file"])
+            if self.stopping:
+                return ReloadOutcome(applied=False, errors=["the daemon is stopping"])
             try:
                 new = await asyncio.to_thread(load_settings, self.config_path)
             except ConfigError as exc:
@@ -212,6 +215,7 @@ class Daemon:
                 for component in self.components
             ]
             await stop.wait()
+            self.stopping = True
             log.info("daemon.stopping", grace_s=grace_s)
             ready_task.cancel()
             if component_tasks:

@@ -13,6 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from dialer.app import build
+from dialer.config import load_settings
 from tests.integration.test_campaign_daemon import CAMPAIGNS, HEADERS, daemon_config
 from tests.support import DaemonProcess, free_port
 
@@ -101,3 +103,18 @@ async def test_reload_needs_the_token(tmp_path: Path) -> None:
     finally:
         daemon.kill()
     assert status == 401
+
+
+async def test_a_reload_while_stopping_changes_nothing(tmp_path: Path) -> None:
+    config = daemon_config(tmp_path, free_port())
+    daemon = build(load_settings(config), config_path=config)
+    before = daemon.settings
+    config.write_text(config.read_text() + SECOND)
+    daemon.stopping = True
+    refused = await daemon.reload()
+    daemon.stopping = False
+    applied = await daemon.reload()
+    assert (refused.applied, refused.errors) == (False, ["the daemon is stopping"])
+    assert before is not daemon.settings
+    assert applied.applied is True
+    assert list(daemon.settings.campaigns) == ["refusal", "second"]
