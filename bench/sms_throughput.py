@@ -62,6 +62,7 @@ from tests.support import REPO, free_port
 
 PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 WORKERS = 50
+RESULT_LINE_LIMIT = 2**24  # the load generator's JSON line holds every latency
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ async def load_generator(api: str, *options: str) -> AsyncIterator[LoadGenerator
         cwd=REPO,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        limit=RESULT_LINE_LIMIT,
     )
     try:
         assert process.stdout is not None
