@@ -9,6 +9,7 @@ SDK's documented extension point; see ../shared/notes/twilio-offline-testing.md)
   (a local stand-in in tests and demos), also when TWILIO_REGION / TWILIO_EDGE are set;
 - response headers: the SDK's exceptions carry none, so the subclass keeps the last response's
   headers (per task) and a 429 or 503 gets its Retry-After;
+- its request/response log lines built only when INFO is enabled for its logger;
 - the form body encoded once, as bytes: given the SDK's dict, aiohttp tries every payload type,
   then builds a `FormData` (and a multipart writer with a random boundary it never uses) to
   produce the same `urlencode` bytes. The request on the wire is the same.
@@ -24,6 +25,7 @@ Every SDK and aiohttp exception is translated into `notifiers.errors` by
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -110,6 +112,16 @@ class _TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio 
         )
         _last_response_headers.set(response.headers)
         return response
+
+    # The stock client formats its request and response log lines (the headers, 11 lines) even
+    # when nobody listens at INFO; these skip that work then, and log the same lines otherwise.
+    def log_request(self, kwargs: dict[str, Any]) -> None:
+        if self.logger.isEnabledFor(logging.INFO):
+            super().log_request(kwargs)
+
+    def log_response(self, status_code: int, response: Any) -> None:
+        if self.logger.isEnabledFor(logging.INFO):
+            super().log_response(status_code, response)
 
 
 def _form_body(data: Mapping[str, object] | None) -> Mapping[str, object] | bytes | None:
