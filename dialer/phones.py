@@ -43,12 +43,15 @@ def parse(raw: str, default_region: str) -> PhoneNumber:
         number = phonenumbers.parse(text, default_region)
     except NumberParseException as exc:
         raise InvalidNumber(_PARSE_ERRORS.get(exc.error_type, "not a phone number")) from None
-    if not phonenumbers.is_valid_number(number):
+    # The type is UNKNOWN exactly when `is_valid_number` says no (both match the number against
+    # its region's patterns); asking once spares the intake the second match.
+    kind = phonenumbers.number_type(number)
+    if kind == PhoneNumberType.UNKNOWN:
         raise InvalidNumber("not a valid number for its country")
     return PhoneNumber(
         e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
         region=phonenumbers.region_code_for_number(number),
-        is_mobile=phonenumbers.number_type(number) in _MOBILE_TYPES,
+        is_mobile=kind in _MOBILE_TYPES,
     )
 
 
