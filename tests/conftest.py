@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import logging
+from collections.abc import Iterator
+
 import pytest
 
+from dialer.logs import configure_logging
 from tests.support import lab_pbx
 
 
@@ -17,3 +22,12 @@ def lab_pbx_running() -> None:
             + status.stdout
             + status.stderr
         )
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """The JSON log lines written while the test runs (the logging set up as the daemon's)."""
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream)
+    yield stream
+    logging.getLogger().handlers.clear()

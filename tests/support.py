@@ -107,6 +107,16 @@ class RecordingSleep:
         return self.delays_s
 
 
+ALL_WEEK = (
+    "{"
+    + ", ".join(f"{d}: [00:00-23:59]" for d in ["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+    + "}"
+)
+"""A calling window open all day, every day (YAML flow mapping), for campaigns in tests."""
+DAEMON_TOKEN = "test-token"
+"""The API token `write_daemon_config` writes."""
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (also used as a closed port)."""
     with socket.socket() as probe:
@@ -125,7 +135,7 @@ def write_daemon_config(
     """A small config for running the daemon in tests, with its secrets in files beside it."""
     secret_file = directory / "ami-secret"
     secret_file.write_text((ami_secret or (REPO / "lab" / "ami-secret").read_text().strip()) + "\n")
-    (directory / "api-token").write_text("test-token\n")
+    (directory / "api-token").write_text(DAEMON_TOKEN + "\n")
     config = directory / "config.yaml"
     config.write_text(
         f"""\

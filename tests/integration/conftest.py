@@ -8,12 +8,14 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from dialer.store import Store
+from tests.support import DAEMON_TOKEN
 
 # --- the store: a fresh one per test, on SQLite and on PostgreSQL ---------------------------
 
@@ -88,3 +90,16 @@ async def store(store_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+# --- HTTP to a daemon started by a test (`tests.support.DaemonProcess`) ----------------------
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session sending the daemon's bearer token (`write_daemon_config`'s)."""
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=10),
+        headers={"Authorization": f"Bearer {DAEMON_TOKEN}"},
+    ) as session:
+        yield session

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +12,8 @@ import pytest
 
 from dialer.campaign_store import CampaignStore
 from dialer.store import Store
-from tests.support import DaemonProcess, free_port, lab_pbx, write_daemon_config
+from tests.support import ALL_WEEK, DaemonProcess, free_port, lab_pbx, write_daemon_config
 
-ALL_WEEK = (
-    "{"
-    + ", ".join(f"{d}: [00:00-23:59]" for d in ["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
-    + "}"
-)
 CAMPAIGNS = f"""
 campaigns:
   refusal:
@@ -33,15 +27,6 @@ campaigns:
     retry: {{unknown: {{delay_s: 0, max_attempts: 2}}}}
     max_total_attempts: 2
 """
-HEADERS = {"Authorization": "Bearer test-token"}
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=5), headers=HEADERS
-    ) as session:
-        yield session
 
 
 def daemon_config(tmp_path: Path, api_port: int) -> Path:

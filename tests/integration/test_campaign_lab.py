@@ -17,15 +17,9 @@ from dialer.campaign_store import CampaignStore, NewContact
 from dialer.campaigns import RunnerOptions
 from dialer.store import Store
 from tests.fakes.campaign_pbx import settings_with
-from tests.support import EventRecorder, lab_ami_options, lab_pbx, running
+from tests.support import ALL_WEEK, EventRecorder, lab_ami_options, lab_pbx, running
 
 pytestmark = [pytest.mark.pbx, pytest.mark.usefixtures("lab_pbx_running")]
-
-ALL_WEEK = (
-    "{"
-    + ", ".join(f"{d}: [00:00-23:59]" for d in ["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
-    + "}"
-)
 
 
 def refusal(cap: int = 10, cps: float = 20) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +14,10 @@ import pytest
 
 from dialer.app import build
 from dialer.config import load_settings
-from tests.integration.test_campaign_daemon import CAMPAIGNS, HEADERS, daemon_config
+from tests.integration.test_campaign_daemon import CAMPAIGNS, daemon_config
 from tests.support import DaemonProcess, free_port
 
 SECOND = CAMPAIGNS.replace("campaigns:\n", "").replace("  refusal:", "  second:", 1)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=10), headers=HEADERS
-    ) as session:
-        yield session
 
 
 async def campaign_names(http: aiohttp.ClientSession, api_port: int) -> list[str]:

@@ -31,19 +31,17 @@ from tests.integration.sms_support import (
     queue_message,
     sms_settings,
 )
+from tests.support import ALL_WEEK
 
 PUBLIC = "https://outreach.example.com"
 STATUS = "/v1/sms/twilio/status"
-ALL_WEEK = ", ".join(
-    f"{day}: [00:00-23:59]" for day in ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-)
 REFUSAL = f"""
 refusal:
   kind: refusal_callback
   channel: Local/{{number}}@customers
   max_concurrent_calls: 10
   max_calls_per_second: 100
-  calling_windows: {{{ALL_WEEK}}}
+  calling_windows: {ALL_WEEK}
 """
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -21,15 +21,15 @@ from dialer import outbox_store
 from dialer.store import Store
 from tests.integration.browser_support import chromium_page, log_in, screenshot
 from tests.integration.sms_support import Now, queue_message
-from tests.support import DaemonProcess, free_port, lab_pbx, write_daemon_config
-
-TOKEN = "test-token"  # what write_daemon_config writes
-HEADERS = {"Authorization": f"Bearer {TOKEN}"}
-ALL_WEEK = (
-    "{"
-    + ", ".join(f"{d}: [00:00-23:59]" for d in ["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
-    + "}"
+from tests.support import (
+    ALL_WEEK,
+    DAEMON_TOKEN,
+    DaemonProcess,
+    free_port,
+    lab_pbx,
+    write_daemon_config,
 )
+
 # One line: the first call (answered, then with an agent for 30 s) keeps the others due.
 CAMPAIGNS = f"""
 campaigns:
@@ -44,14 +44,6 @@ campaigns:
 """
 AGE = re.compile(r"^\d+ s$")  # how the page shows a call's age under a minute
 STAYS_UP = ["+8613800001008", "+8613800011008", "+8613800021008"]  # answer, talk 30 s
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=5), headers=HEADERS
-    ) as session:
-        yield session
 
 
 async def campaign(http: aiohttp.ClientSession, base_url: str) -> dict[str, Any]:
@@ -88,7 +80,7 @@ async def test_the_page_shows_a_live_call_and_pausing_it_stops_the_campaign(
             assert response.status == 200
         await daemon.wait_for_log("call.answered", timeout_s=10)
         async with chromium_page(tmp_path / "chromium") as page:
-            await log_in(page, base_url, TOKEN)
+            await log_in(page, base_url, DAEMON_TOKEN)
             card = page.locator('[data-campaign="refusal"]')
             await expect(page.locator("#ami")).to_have_text("AMI: logged in")
             await expect(page.locator("#ami")).to_have_class("pill pill-up")
@@ -166,7 +158,7 @@ async def test_the_page_shows_the_sms_funnel_a_dead_message_and_the_ami_link_dow
 ) -> None:
     _, base_url = daemon_without_pbx
     async with chromium_page(tmp_path / "chromium") as page:
-        await log_in(page, base_url, TOKEN)
+        await log_in(page, base_url, DAEMON_TOKEN)
         shipped = page.locator('#funnel tbody tr[data-stage="shipped"]')
         await expect(shipped.locator('[data-status="dead"]')).to_have_text("1")
         await expect(shipped.locator('[data-status="sent"]')).to_have_text("1")
@@ -192,7 +184,7 @@ async def test_the_page_says_so_when_the_daemon_stops_answering(
 ) -> None:
     daemon, base_url = daemon_without_pbx
     async with chromium_page(tmp_path / "chromium") as page:
-        await log_in(page, base_url, TOKEN)
+        await log_in(page, base_url, DAEMON_TOKEN)
         banner = page.locator("#banner")
         await expect(page.locator("#refreshed")).to_contain_text("Updated")
         await expect(banner).to_be_hidden()

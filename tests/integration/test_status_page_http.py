@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import re
 import subprocess
 import sys
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from dialer.api import PAGE_HEADER, SESSION_COOKIE, Check, make_web_app
-from dialer.logs import configure_logging
 from dialer.status_page import ASSETS, StatusPage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,14 +44,6 @@ async def client() -> AsyncIterator[Client]:
     app.router.add_post("/v1/echo", echo)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
-
-
-@pytest.fixture
-def log_output() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure_logging("INFO", "json", stream)
-    yield stream
-    logging.getLogger().handlers.clear()
 
 
 async def log_in(client: Client, token: str = TOKEN) -> web.StreamResponse:

@@ -5,19 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 
-import pytest
-
-from dialer.logs import configure_logging, get_logger, mask_phone, mask_phone_numbers
-
-
-@pytest.fixture
-def log_output() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure_logging("INFO", "json", stream)
-    yield stream
-    logging.getLogger().handlers.clear()
+from dialer.logs import get_logger, mask_phone, mask_phone_numbers
 
 
 def lines(stream: io.StringIO) -> list[dict[str, object]]:
