@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dialer import contacts as contact_rows
 from dialer.store import Store, UtcDateTime, opt_outs, outbound_messages
@@ -152,11 +153,14 @@ _CLAIM = (
         _m.body,
         _m.attempts,
         _m.created_at,
-        # Checked in the claim itself: the number may have opted out since it was queued.
-        sa.exists()
-        .where(opt_outs.c.phone == _m.phone, opt_outs.c.scope.in_(["sms", "all"]))
-        .label("opted_out"),
     )
+)
+# Read in the claim's transaction: the number may have opted out since it was queued. (Not a
+# correlated EXISTS in RETURNING: SQLite renders RETURNING without table names, and there
+# `opt_outs.phone = outbound_messages.phone` became `phone = phone`, true for any opt-out.)
+_OPTED_OUT_OF_SMS = sa.select(opt_outs.c.phone).where(
+    opt_outs.c.phone.in_(sa.bindparam("phones", expanding=True)),
+    opt_outs.c.scope.in_(["sms", "all"]),
 )
 _SENT = (
     outbound_messages.update()
@@ -206,6 +210,7 @@ async def claim_due(store: Store, *, now: datetime, limit: int) -> list[ClaimedM
     with whether its number has opted out of SMS since it was queued."""
     async with store.engine.begin() as conn:
         rows = (await conn.execute(_CLAIM, {"now": now, "limit": limit})).all()
+        opted_out = await _opted_out_of_sms(conn, {row.phone for row in rows})
     claimed = [
         ClaimedMessage(
             row.id,
@@ -216,11 +221,18 @@ async def claim_due(store: Store, *, now: datetime, limit: int) -> list[ClaimedM
             row.body,
             row.attempts,
             row.created_at,
-            bool(row.opted_out),
+            row.phone in opted_out,
         )
         for row in rows
     ]
     return sorted(claimed, key=lambda message: message.id)
+
+
+async def _opted_out_of_sms(conn: AsyncConnection, phones: set[str]) -> set[str]:
+    """Which of these numbers are opted out of SMS (scope `sms` or `all`)."""
+    if not phones:
+        return set()
+    return set(await conn.scalars(_OPTED_OUT_OF_SMS, {"phones": sorted(phones)}))
 
 
 def _params(outcome: Outcome) -> dict[str, Any]:

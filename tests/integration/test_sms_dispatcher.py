@@ -187,6 +187,16 @@ async def test_a_number_opted_out_after_queueing_is_not_sent_to(rig_factory, fak
     assert fake.creates_seen == 0
 
 
+async def test_an_opt_out_stops_only_its_own_number(rig_factory, fake) -> None:  # type: ignore[no-untyped-def]
+    rig = await rig_factory()
+    message_id = await queue_message(rig.store, rig.now, phone="+14155550100")
+    await sms_store.opt_out_number(rig.store, "+14155550199", source="test", now=rig.now())
+    await rig.dispatcher.run_until_idle()
+    row = await message_row(rig.store, message_id)
+    assert row["status"] == "sent"
+    assert fake.creates_seen == 1
+
+
 async def test_rows_left_sending_by_a_crash_are_settled_and_sent_at_start(  # type: ignore[no-untyped-def]
     rig_factory, fake
 ) -> None:
