@@ -126,19 +126,24 @@ class Daemon:
     async def reload(self) -> ReloadOutcome:
         """Read the config file again and apply it (see `dialer.reload`); one at a time."""
         async with self._reload_lock:
-            if self.config_path is None:
-                return ReloadOutcome(applied=False, errors=["started without a config file"])
-            if self.stopping:
-                return ReloadOutcome(applied=False, errors=["the daemon is stopping"])
-            try:
-                new = await asyncio.to_thread(load_settings, self.config_path)
-            except ConfigError as exc:
-                errors = [str(issue) for issue in exc.issues]
-                for error in errors:
-                    log.error("config.reload_error", error=error)
-                log.error("config.reload_refused", errors=len(errors), kept="the running config")
-                return ReloadOutcome(applied=False, errors=errors)
-            return await self._apply(new)
+            outcome = await self._reload()
+        self.metrics.config_reloaded(applied=outcome.applied)
+        return outcome
+
+    async def _reload(self) -> ReloadOutcome:
+        if self.config_path is None:
+            return ReloadOutcome(applied=False, errors=["started without a config file"])
+        if self.stopping:
+            return ReloadOutcome(applied=False, errors=["the daemon is stopping"])
+        try:
+            new = await asyncio.to_thread(load_settings, self.config_path)
+        except ConfigError as exc:
+            errors = [str(issue) for issue in exc.issues]
+            for error in errors:
+                log.error("config.reload_error", error=error)
+            log.error("config.reload_refused", errors=len(errors), kept="the running config")
+            return ReloadOutcome(applied=False, errors=errors)
+        return await self._apply(new)
 
     async def _apply(self, new: Settings) -> ReloadOutcome:
         needs_restart = restart_only_changes(self.settings, new)

@@ -84,6 +84,19 @@ class Metrics:
             buckets=_LAG_BUCKETS_S,
             registry=r,
         )
+        # Config reloads
+        self.config_reloads = Counter(
+            "outreach_config_reloads",
+            "Config reloads (SIGHUP, POST /v1/reload), applied or refused.",
+            ["result"],
+            registry=r,
+        )
+        self.config_last_reload_successful = Gauge(
+            "outreach_config_last_reload_successful",
+            "0 when the last reload was refused (the running config is older than the file).",
+            registry=r,
+        )
+        self.config_last_reload_successful.set(1)
         # Order events and SMS
         self.events_received = Counter(
             "outreach_events_received", "Order events accepted.", ["stage"], registry=r
@@ -162,6 +175,12 @@ class Metrics:
             counts.answered += 1
         ratio = counts.abandoned / (counts.answered + counts.abandoned)
         self.call_abandon_ratio.labels(campaign=campaign).set(ratio)
+
+    # -- config ------------------------------------------------------------------------------
+
+    def config_reloaded(self, *, applied: bool) -> None:
+        self.config_reloads.labels(result="applied" if applied else "refused").inc()
+        self.config_last_reload_successful.set(1 if applied else 0)
 
     # -- AMI ---------------------------------------------------------------------------------
 

@@ -43,6 +43,8 @@ async def test_sighup_refuses_a_broken_config_and_reload_applies_a_good_one(
         refused = await daemon.wait_for_log("config.reload_refused")
         errors = [line for line in daemon.log_lines if line.get("event") == "config.reload_error"]
         names_after_refusal = await campaign_names(http, api_port)
+        async with http.get(f"http://127.0.0.1:{api_port}/metrics") as response:
+            metrics_after_refusal = await response.text()
 
         config.write_text(good.replace(f"port: {api_port}", f"port: {free_port()}") + SECOND)
         async with http.post(f"http://127.0.0.1:{api_port}/v1/reload") as response:
@@ -57,6 +59,8 @@ async def test_sighup_refuses_a_broken_config_and_reload_applies_a_good_one(
         async with http.post(f"http://127.0.0.1:{api_port}/v1/reload") as response:
             broken_status, broken = response.status, await response.json()
         still_there = await campaign_names(http, api_port)
+        async with http.get(f"http://127.0.0.1:{api_port}/metrics") as response:
+            metrics_at_end = await response.text()
         exit_status = await daemon.stop(signal.SIGTERM)
     finally:
         daemon.kill()
@@ -65,6 +69,8 @@ async def test_sighup_refuses_a_broken_config_and_reload_applies_a_good_one(
     assert f"{config}:" in str(errors[0]["error"])
     assert "campaigns.refusal.max_calls_per_second" in str(errors[0]["error"])
     assert names_after_refusal == ["refusal"]
+    assert "\noutreach_config_last_reload_successful 0.0\n" in metrics_after_refusal
+    assert 'outreach_config_reloads_total{result="refused"} 1.0' in metrics_after_refusal
 
     assert status == 200
     assert outcome["applied"] is True
@@ -77,6 +83,8 @@ async def test_sighup_refuses_a_broken_config_and_reload_applies_a_good_one(
     assert broken["applied"] is False
     assert str(config) in broken["errors"][0]
     assert still_there == ["refusal", "second"]
+    assert 'outreach_config_reloads_total{result="applied"} 1.0' in metrics_at_end
+    assert 'outreach_config_reloads_total{result="refused"} 2.0' in metrics_at_end
     assert exit_status == 0
 
 
