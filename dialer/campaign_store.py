@@ -25,7 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dialer.campaign_rules import NextStep
 from dialer.campaign_stats_store import CampaignStatsStore
-from dialer.contacts import AddedContact, add_contact, ensure_campaign, is_opted_out
+from dialer.contacts import (
+    AddedContact,
+    add_contact,
+    ensure_campaign,
+    is_opted_out,
+    set_campaign_kind,
+)
 from dialer.outcomes import Outcome
 from dialer.store import Store, attempts, campaigns, contacts
 
@@ -130,8 +136,11 @@ class CampaignStore(CampaignStatsStore):
     # -- campaigns -----------------------------------------------------------------------------
 
     async def ensure_campaign(self, name: str, kind: str) -> int:
+        """The campaign's id; its row created, or its kind brought up to the config's."""
         async with self.engine.begin() as conn:
-            return await ensure_campaign(conn, name, kind)
+            campaign_id = await ensure_campaign(conn, name, kind)
+            await set_campaign_kind(conn, name, kind)
+            return campaign_id
 
     async def campaign_state(self, campaign_id: int) -> str:
         async with self.engine.connect() as conn:

@@ -41,21 +41,24 @@ def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
 
 
 async def ensure_campaign(conn: AsyncConnection, name: str, kind: str) -> int:
-    """The id of campaign `name`, creating its row (state running) the first time; a kind
-    changed in the config since is written over."""
+    """The id of campaign `name`, creating its row (state running) the first time."""
     await conn.execute(
         _insert(conn, campaigns)
         .values(name=name, kind=kind)
         .on_conflict_do_nothing(index_elements=["name"])
     )
+    campaign_id = await conn.scalar(sa.select(campaigns.c.id).where(campaigns.c.name == name))
+    assert campaign_id is not None
+    return int(campaign_id)
+
+
+async def set_campaign_kind(conn: AsyncConnection, name: str, kind: str) -> None:
+    """The config changed campaign `name`'s kind since its row was written: write it over."""
     await conn.execute(
         sa.update(campaigns)
         .where(campaigns.c.name == name, campaigns.c.kind != kind)
         .values(kind=kind)
     )
-    campaign_id = await conn.scalar(sa.select(campaigns.c.id).where(campaigns.c.name == name))
-    assert campaign_id is not None
-    return int(campaign_id)
 
 
 async def add_contact(

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from dialer.campaign_store import CampaignStore
 from dialer.contacts import add_contact, ensure_campaign, is_opted_out, opt_in, opt_out
-from dialer.store import Store, contacts
+from dialer.store import Store, campaigns, contacts
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 PHONE = "+8613812345678"
@@ -20,6 +21,21 @@ async def test_ensure_campaign_creates_the_row_once(store: Store) -> None:
         other = await ensure_campaign(conn, "vip-care", "vip")
     assert first == again
     assert other != first
+
+
+async def test_a_kind_changed_in_the_config_is_written_over_by_the_campaign_store(
+    store: Store,
+) -> None:
+    campaign_store = CampaignStore(store)
+    first = await campaign_store.ensure_campaign("care", "refusal_callback")
+    async with store.engine.begin() as conn:
+        unchanged = await ensure_campaign(conn, "care", "vip")  # the intake's: insert only
+        kind_after_intake = await conn.scalar(sa.select(campaigns.c.kind))
+    again = await campaign_store.ensure_campaign("care", "vip")
+    async with store.engine.connect() as conn:
+        kind_after_reload = await conn.scalar(sa.select(campaigns.c.kind))
+    assert first == unchanged == again
+    assert (kind_after_intake, kind_after_reload) == ("refusal_callback", "vip")
 
 
 async def test_a_new_number_becomes_a_pending_contact(store: Store) -> None:
