@@ -117,6 +117,18 @@ DAEMON_TOKEN = "test-token"
 """The API token `write_daemon_config` writes."""
 
 
+def dialer(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m dialer ARGS` from the repository, its output captured (never raises)."""
+    return subprocess.run(
+        [sys.executable, "-m", "dialer", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (also used as a closed port)."""
     with socket.socket() as probe:

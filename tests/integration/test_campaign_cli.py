@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.support import REPO, free_port, write_daemon_config
+from tests.support import dialer, free_port, write_daemon_config
 
 CAMPAIGNS = """
 campaigns:
@@ -15,17 +13,6 @@ campaigns:
     kind: refusal_callback
     channel: Local/{number}@customers
 """
-
-
-def dialer(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dialer", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=False,
-    )
 
 
 def config(tmp_path: Path) -> str:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.support import REPO
+from tests.support import dialer
 
 THREE_MISTAKES = """\
 ami:
@@ -23,17 +21,6 @@ campaigns:
     channel: Local/{number}@customers
     ring_timeout_s: 10
 """
-
-
-def dialer(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dialer", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_check_config_accepts_the_example() -> None:
