@@ -59,7 +59,7 @@ chromium:  ## make sure Debian's chromium is installed (the status page test dri
 	scripts/ensure-chromium
 
 docs: venv  ## regenerate docs/config-reference.md from the config models
-	$(BIN)/python -m dialer.config_reference > docs/config-reference.md
+	$(BIN)/python -m dialer.config.reference > docs/config-reference.md
 
 lock: venv  ## re-pin every dependency into requirements.lock
 	$(BIN)/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url --no-emit-find-links \

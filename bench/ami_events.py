@@ -6,7 +6,7 @@ repeated to about 200k events and fed in 64 KiB reads, as a busy PBX would send 
 
 - panoramisk: `AMIProtocol.data_received` on a Manager with one sync `'*'` callback, the way the
   panoramisk docs use it (its parse + dispatch; the callback only counts).
-- ours: `dialer.ami`'s protocol (streaming UTF-8 decode, parse) -> the client's event queue ->
+- ours: `dialer.pbx`'s protocol (streaming UTF-8 decode, parse) -> the client's event queue ->
   the delivery task -> the campaigns' `CallRouter` (matching each event to its call by
   ActionID/Linkedid/Uniqueid and folding it into the call's observation, with every call of the
   stream tracked as a call in flight) -> one handler that counts.
@@ -25,8 +25,10 @@ from pathlib import Path
 from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
-from dialer.ami import AmiClient, AmiEvent, AmiOptions, _Protocol, parse_message
-from dialer.calls import Call, CallRouter
+from dialer.calling.calls import Call, CallRouter
+from dialer.pbx.client import AmiClient
+from dialer.pbx.protocol import AmiProtocol
+from dialer.pbx.wire import AmiEvent, AmiOptions, parse_message
 
 STREAM = Path(__file__).resolve().parent / "data" / "ami-events.txt"
 TARGET_EVENTS = 200_000
@@ -101,7 +103,7 @@ async def our_adapter(chunks: list[bytes], expected: int) -> tuple[float, int]:
             done.set()
 
     client.add_event_handler(count)
-    protocol = _Protocol()
+    protocol = AmiProtocol()
     protocol.connection_made(NullTransport())
     protocol.on_event = client._events.put_nowait  # what a live connection wires up
     delivery = asyncio.create_task(client._deliver_events())
@@ -130,7 +132,9 @@ async def main() -> None:
         our_rates.append(counted / elapsed)
     bare, ours = statistics.median(bare_rates), statistics.median(our_rates)
     print(f"panoramisk data_received + '*' callback: {bare:9,.0f} events/s (median of {ROUNDS})")
-    print(f"dialer.ami + campaign CallRouter:       {ours:9,.0f} events/s (median of {ROUNDS})")
+    print(
+        f"dialer.pbx.client + campaign CallRouter:       {ours:9,.0f} events/s (median of {ROUNDS})"
+    )
     print(f"ratio ours / panoramisk: {ours / bare:.2f}x  (target >= 0.8x)")
 
 

@@ -8,6 +8,7 @@ AMI adapter, event correlation, the store: everything the daemon spends on a cal
 
 Needs the lab PBX (`lab/pbx start`). Run: `.venv/bin/python bench/originate_throughput.py`.
 """
+# ruff: noqa: E402  (the repository is put on sys.path first)
 
 from __future__ import annotations
 
@@ -23,14 +24,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from dialer.ami import AmiClient, OriginateRequest  # noqa: E402
-from dialer.campaign_service import CampaignService  # noqa: E402
-from dialer.campaign_store import CampaignStore, NewContact  # noqa: E402
-from dialer.campaigns import RunnerOptions  # noqa: E402
-from dialer.logs import configure_logging  # noqa: E402
-from dialer.store import Store  # noqa: E402
-from tests.fakes.campaign_pbx import settings_with  # noqa: E402
-from tests.support import lab_ami_options  # noqa: E402
+from dialer.calling.ports import NewContact, OriginateRequest
+from dialer.calling.runner import RunnerOptions
+from dialer.calling.service import CampaignService
+from dialer.logs import configure_logging
+from dialer.pbx.adapter import AmiPbx
+from dialer.pbx.client import AmiClient
+from dialer.store import CampaignStore, Store
+from tests.fakes.campaign_pbx import settings_with
+from tests.support import lab_ami_options
 
 CONTACTS = 500
 CPS = 20.0
@@ -63,7 +65,8 @@ async def main() -> None:
         service = CampaignService(
             settings_with(CAMPAIGN),
             CampaignStore(store),
-            client,
+            CampaignStore(store),
+            AmiPbx(client),
             now=lambda: datetime.now(UTC),
             options=RunnerOptions(worker_id="bench", default_region="CN"),
         )
@@ -76,7 +79,7 @@ async def main() -> None:
             await service.open()
             await service.start()
             phones = [f"+86138{i:04d}1001" for i in range(CONTACTS)]
-            await service.store.add_contacts(
+            await service.repository.add_contacts(
                 runner.campaign_id, [NewContact(p) for p in phones], datetime.now(UTC)
             )
 
@@ -91,7 +94,7 @@ async def main() -> None:
             await service.run_until_idle()
             cpu_s, wall_s = time.process_time() - cpu_before, time.monotonic() - wall_before
             watcher.cancel()
-            rows = await service.store.attempt_rows(runner.campaign_id)
+            rows = await service.repository.attempt_rows(runner.campaign_id)
         finally:
             ami.cancel()
             await asyncio.gather(ami, return_exceptions=True)

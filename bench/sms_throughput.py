@@ -52,10 +52,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dialer.api import make_web_app
+from dialer.http.server import make_web_app
 from dialer.logs import configure_logging
-from dialer.sms import SmsComponent
-from dialer.store import Store, outbound_messages
+from dialer.messaging.providers import SmsComponent
+from dialer.store import Store
+from dialer.store.schema import outbound_messages
 from notifiers import OutboundSms, TwilioNotifier
 from tests.integration.sms_support import ACCOUNT_SID, AUTH, all_ready, sms_settings
 from tests.support import REPO, free_port

@@ -1,5 +1,5 @@
 """`python -m dialer` is the `dialer` command."""
 
-from dialer.cli import main
+from dialer.cli.main import main
 
 raise SystemExit(main())

@@ -1,38 +1,46 @@
 """Wiring: build the daemon from validated settings, run it until told to stop.
 
-`build(settings)` makes every part from the settings alone (no module globals); `Daemon.run(stop)`
-opens the store, makes the components (campaign runners, the SMS dispatcher...) from their
-factories, serves the API, keeps the AMI link up, announces readiness, and on `stop` lets each
-component drain within `api.shutdown_grace_s` before shutting down in reverse order.
+The only place that wires. `build(settings)` makes the adapters (the AMI client and its `Pbx`
+for the campaigns) from the settings alone (no module globals). `Daemon.run(stop)` opens the
+store, makes the core's services on the store's repositories (`CampaignService`, `SmsService`),
+routes the AMI's events and link changes to them, serves the HTTP API with every route, keeps
+the AMI link up, announces readiness, and on `stop` lets each component drain within
+`api.shutdown_grace_s` before shutting down in reverse order. `dialer.daemon_reload` applies a
+reloaded config (SIGHUP, `POST /v1/reload`).
 
-A component is what a feature adds to the daemon: routes for the API and one long-running
-`run(stop)` that returns once `stop` is set and its work in flight has settled. Its factory gets
-the `Resources` (settings, open store, AMI client, clock) and is listed in `build()`.
+A component is a long-running `run(stop)` that returns once `stop` is set and its work in
+flight has settled, and that may take a reloaded config (`reload(settings)`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
 
-from dialer.ami import AmiClient, AmiOptions
-from dialer.api import Check, link_check, make_web_app
-from dialer.campaign_api import campaigns_component
-from dialer.config import ConfigError, Settings, load_settings
+from dialer.calling.service import CampaignService
+from dialer.clock import Clock, utc_now
+from dialer.config import Settings
+from dialer.daemon_reload import ConfigReloader
+from dialer.http.campaigns import add_campaign_routes
+from dialer.http.server import Check, make_web_app
+from dialer.http.sms import add_sms_routes
+from dialer.http.status_page import StatusPage
 from dialer.logs import get_logger
-from dialer.metrics import Metrics, scrape
-from dialer.outbox_store import backlog
-from dialer.reload import Reloadable, ReloadOutcome, effective_settings, restart_only_changes
-from dialer.sms import make_sms_component
-from dialer.status_page import status_page_component
-from dialer.store import Store, StoreError
+from dialer.messaging.service import SmsService
+from dialer.metrics import Metrics
+from dialer.pbx.adapter import AmiPbx
+from dialer.pbx.client import AmiClient
+from dialer.pbx.wire import AmiOptions, LinkState
+from dialer.store import CampaignStore, EventStore, OptOutStore, OutboxStore, Store, StoreError
+from dialer.store.sms_reports import backlog
+
+__all__ = ["Component", "Daemon", "StartupError", "build", "metrics_page"]
 
 log = get_logger(__name__)
 
@@ -43,34 +51,17 @@ class StartupError(Exception):
     """The daemon cannot start for a reason the operator must fix (exit status 2)."""
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What a component factory gets: everything is open and ready to use."""
-
-    settings: Settings
-    store: Store
-    ami: AmiClient
-    now: Callable[[], datetime] = utc_now
-    metrics: Metrics = field(default_factory=Metrics)
-
-
 class Component(Protocol):
-    """A part of the daemon with API routes and one long-running task."""
+    """A part of the daemon with one long-running task and a reloadable config."""
 
     name: str
-
-    def add_routes(self, app: web.Application) -> None:
-        """Register this component's routes (under /v1/ they need the bearer token)."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then settle what is in flight and return."""
 
-
-ComponentFactory = Callable[[Resources], Component]
+    async def reload(self, settings: Settings) -> dict[str, list[str]]:
+        """Take a reloaded config; what changed, by kind. Raises OSError or ValueError when
+        it cannot (changing nothing)."""
 
 
 def ami_options(settings: Settings) -> AmiOptions:
@@ -91,24 +82,40 @@ def ami_options(settings: Settings) -> AmiOptions:
     )
 
 
+async def metrics_page(metrics: Metrics, store: Store, now: datetime) -> bytes:
+    """`GET /metrics`: the outbox gauges read from the store now, then the exposition."""
+    waiting = await backlog(store, now=now)
+    metrics.set_backlog(depth=waiting.depth, oldest_due_age_s=waiting.oldest_due_age_s)
+    return metrics.render()
+
+
+def link_check(state: LinkState) -> Check:
+    return Check("ami", state.logged_in, state.detail)
+
+
 @dataclass
 class Daemon:
     settings: Settings
     ami: AmiClient
-    component_factories: Sequence[ComponentFactory] = ()
-    now: Callable[[], datetime] = utc_now
+    now: Clock = utc_now
+    config_path: Path | None = None  # where a reload reads the config again
     store: Store | None = None
     components: list[Component] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     cancelled: list[str] = field(default_factory=list)  # components stopped by the grace
-    config_path: Path | None = None  # where `reload` reads the config again
     stopping: bool = False
-    _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _background: set[asyncio.Task[ReloadOutcome]] = field(default_factory=set)
+    reloader: ConfigReloader = field(init=False)
 
     def __post_init__(self) -> None:
-        self.ami.add_link_listener(self.metrics.on_link_change)
+        self.ami.add_link_listener(
+            lambda state: self.metrics.on_link_change(
+                logged_in=state.logged_in, reconnects=state.reconnects
+            )
+        )
         self.ami.add_event_handler(lambda event: self.metrics.observe_event(event, self.now()))
+        self.reloader = ConfigReloader(self)
+
+    # -- what the HTTP API shows ---------------------------------------------------------------
 
     async def readiness(self) -> list[Check]:
         return [link_check(self.ami.link), await self._store_check()]
@@ -123,54 +130,54 @@ class Daemon:
             return Check("store", False, str(exc) or "no answer")
         return Check("store", True, f"{self.store.dialect} reachable")
 
-    async def reload(self) -> ReloadOutcome:
-        """Read the config file again and apply it (see `dialer.reload`); one at a time."""
-        async with self._reload_lock:
-            outcome = await self._reload()
-        self.metrics.config_reloaded(applied=outcome.applied)
-        return outcome
-
-    async def _reload(self) -> ReloadOutcome:
-        if self.config_path is None:
-            return ReloadOutcome(applied=False, errors=["started without a config file"])
-        if self.stopping:
-            return ReloadOutcome(applied=False, errors=["the daemon is stopping"])
-        try:
-            new = await asyncio.to_thread(load_settings, self.config_path)
-        except ConfigError as exc:
-            errors = [str(issue) for issue in exc.issues]
-            for error in errors:
-                log.error("config.reload_error", error=error)
-            log.error("config.reload_refused", errors=len(errors), kept="the running config")
-            return ReloadOutcome(applied=False, errors=errors)
-        return await self._apply(new)
-
-    async def _apply(self, new: Settings) -> ReloadOutcome:
-        needs_restart = restart_only_changes(self.settings, new)
-        settings = effective_settings(self.settings, new)
-        changes: dict[str, list[str]] = {}
-        for component in self.components:
-            if isinstance(component, Reloadable):
-                try:
-                    changes.update(await component.reload(settings))
-                except (OSError, ValueError) as exc:  # a DNC file that cannot be read, say
-                    log.error("config.reload_refused", component=component.name, error=str(exc))
-                    return ReloadOutcome(applied=False, errors=[f"{component.name}: {exc}"])
-        self.settings = settings
-        for key in needs_restart:
-            log.warning("config.needs_restart", key=key, message="kept until the next restart")
-        log.info("config.reloaded", needs_restart=needs_restart, **changes)
-        return ReloadOutcome(applied=True, changes=changes, needs_restart=needs_restart)
+    async def metrics_page(self) -> bytes:
+        if self.store is None:
+            return self.metrics.render()
+        return await metrics_page(self.metrics, self.store, self.now())
 
     def request_reload(self) -> None:
         """SIGHUP: reload in the background (the outcome is logged)."""
-        task = asyncio.get_running_loop().create_task(self.reload(), name="reload")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self.reloader.request()
 
-    async def _reload_route(self, _: web.Request) -> web.Response:
-        outcome = await self.reload()
-        return web.json_response(outcome.as_dict(), status=200 if outcome.applied else 422)
+    # -- building and running ------------------------------------------------------------------
+
+    def _web_app(
+        self, store: Store, campaigns: CampaignService, sms: SmsService
+    ) -> web.Application:
+        api = self.settings.api
+        app = make_web_app(
+            self.readiness,
+            max_body_bytes=api.max_body_bytes,
+            api_token=api.token.get_secret_value(),
+            metrics_page=self.metrics_page,
+        )
+        app.router.add_post("/v1/reload", self.reloader.route)
+        add_campaign_routes(app, campaigns)
+        add_sms_routes(app, sms, store)
+        StatusPage(api.token.get_secret_value()).add_routes(app)
+        return app
+
+    def _services(self, store: Store) -> tuple[CampaignService, SmsService]:
+        campaign_store = CampaignStore(store)
+        campaigns = CampaignService(
+            self.settings,
+            campaign_store,
+            campaign_store,
+            AmiPbx(self.ami),
+            now=self.now,
+            metrics=self.metrics,
+        )
+        self.ami.add_event_handler(campaigns.handle_event)
+        self.ami.add_link_listener(lambda state: campaigns.on_link_change(state.logged_in))
+        sms = SmsService(
+            self.settings,
+            events=EventStore(store),
+            outbox=OutboxStore(store),
+            opt_outs=OptOutStore(store),
+            now=self.now,
+            metrics=self.metrics,
+        )
+        return campaigns, sms
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; raise `StartupError` for what the operator must fix."""
@@ -178,21 +185,11 @@ class Daemon:
             store = self.store = await Store.open(self.settings.store.async_url)
         except StoreError as exc:
             raise StartupError(str(exc)) from None
-        resources = Resources(
-            settings=self.settings, store=store, ami=self.ami, now=self.now, metrics=self.metrics
-        )
-        self.components = [make(resources) for make in self.component_factories]
+        campaigns, sms = self._services(store)
+        self.components = [campaigns, sms]
         api = self.settings.api
-        web_app = make_web_app(
-            self.readiness,
-            max_body_bytes=api.max_body_bytes,
-            api_token=api.token.get_secret_value(),
-            metrics_page=lambda: scrape(self.metrics, store, self.now()),
-        )
-        web_app.router.add_post("/v1/reload", self._reload_route)
-        for component in self.components:
-            component.add_routes(web_app)
-        runner = web.AppRunner(web_app, handle_signals=False, access_log=None)
+        app = self._web_app(store, campaigns, sms)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         try:
             try:
@@ -268,15 +265,9 @@ class Daemon:
 
 def build(settings: Settings, *, config_path: Path | None = None) -> Daemon:
     """Every part of the daemon, made from validated settings (read from `config_path`)."""
-    factories: list[ComponentFactory] = [
-        campaigns_component,
-        make_sms_component,
-        status_page_component,
-    ]
     return Daemon(
         settings=settings,
         ami=AmiClient(ami_options(settings)),
-        component_factories=factories,
         metrics=Metrics(),
         config_path=config_path,
     )

@@ -2,7 +2,8 @@
 
 `app.build()` makes one; it reaches the campaign runners, the SMS intake, dispatcher and
 callbacks through `Resources.metrics`, and `GET /metrics` renders it (`render()`). The outbox
-gauges are computed at scrape time from the store (`scrape`). Only this module imports
+gauges are set at scrape time from the store (`set_backlog`, called by `dialer.app`). Only this
+module imports
 prometheus_client. Metric names and labels are listed in README (Metrics and alerts).
 """
 
@@ -15,11 +16,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
-from dialer import outbox_store
-from dialer.ami_wire import LinkState
-from dialer.store import Store
-
-__all__ = ["CONTENT_TYPE", "Metrics", "scrape"]
+__all__ = ["CONTENT_TYPE", "NO_PROVIDER", "Metrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 """`text/plain; version=0.0.4; charset=utf-8`: Prometheus' text exposition format."""
@@ -184,12 +181,13 @@ class Metrics:
 
     # -- AMI ---------------------------------------------------------------------------------
 
-    def on_link_change(self, state: LinkState) -> None:
-        """AMI link listener: connected gauge, and one reconnect per login after a loss."""
-        self.ami_connected.set(1 if state.logged_in else 0)
-        if state.logged_in and state.reconnects > self._reconnects_seen:
-            self.ami_reconnects.inc(state.reconnects - self._reconnects_seen)
-        self._reconnects_seen = max(self._reconnects_seen, state.reconnects)
+    def on_link_change(self, *, logged_in: bool, reconnects: int) -> None:
+        """AMI link: connected gauge, and one reconnect per login after a loss (`reconnects`
+        counts them since start)."""
+        self.ami_connected.set(1 if logged_in else 0)
+        if logged_in and reconnects > self._reconnects_seen:
+            self.ami_reconnects.inc(reconnects - self._reconnects_seen)
+        self._reconnects_seen = max(self._reconnects_seen, reconnects)
 
     def observe_event(self, event: Mapping[str, str], now: datetime) -> None:
         """AMI event handler: the event's lag, when it carries a `Timestamp` header."""
@@ -202,6 +200,11 @@ class Metrics:
             return
         self.ami_event_lag.observe(max(0.0, now.timestamp() - sent_at))
 
+    def set_backlog(self, *, depth: int, oldest_due_age_s: float) -> None:
+        """The outbox gauges, read from the store at scrape time."""
+        self.outbox_depth.set(depth)
+        self.outbox_oldest_due_age.set(oldest_due_age_s)
+
     # -- SMS ---------------------------------------------------------------------------------
 
     def delivery_reported(self, status: str, stage: str, provider: str | None) -> None:
@@ -211,11 +214,3 @@ class Metrics:
             self.sms_delivered.labels(**labels).inc()
         elif status in ("failed", "undelivered"):
             self.sms_failed.labels(**labels).inc()
-
-
-async def scrape(metrics: Metrics, store: Store, now: datetime) -> bytes:
-    """`GET /metrics`: the outbox gauges read from the store now, then the exposition."""
-    backlog = await outbox_store.backlog(store, now=now)
-    metrics.outbox_depth.set(backlog.depth)
-    metrics.outbox_oldest_due_age.set(backlog.oldest_due_age_s)
-    return metrics.render()

@@ -12,7 +12,8 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from dialer.ami import AmiClient, AmiEvent, AmiOptions
+from dialer.pbx.client import AmiClient
+from dialer.pbx.wire import AmiEvent, AmiOptions
 
 REPO = Path(__file__).resolve().parent.parent
 LAB_PBX = REPO / "lab" / "pbx"

@@ -14,9 +14,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from dialer.ami import AmiNotConnected, LinkState, OriginateRequest
+from dialer.calling.ports import LiveChannel, OriginateRequest, PbxNotSent
 from dialer.config import Settings, parse_settings
 
 BASE = """\
@@ -121,7 +120,7 @@ def lab_script(request: OriginateRequest) -> list[dict[str, str]]:
 
 @dataclass
 class FakePbx:
-    """Stands in for `AmiClient` in campaign tests."""
+    """Stands in for the campaigns' `Pbx` (`dialer.pbx.adapter.AmiPbx`) in campaign tests."""
 
     script: Script = lab_script
     handler: Callable[[Mapping[str, str]], Awaitable[None]] | None = None
@@ -136,16 +135,12 @@ class FakePbx:
     sent: asyncio.Event = field(default_factory=asyncio.Event)
     _held: list[list[dict[str, str]]] = field(default_factory=list)
 
-    @property
-    def link(self) -> LinkState:
-        return LinkState(logged_in=self.logged_in, detail="fake")
-
-    async def wait_logged_in(self, timeout_s: float | None = None) -> None:
+    async def wait_logged_in(self) -> None:
         return None
 
     async def originate(self, request: OriginateRequest) -> None:
         if not self.logged_in:
-            raise AmiNotConnected("fake link down")
+            raise PbxNotSent("fake link down")
         self.originated.append(request)
         self.sent.set()
         self.up_now += 1
@@ -173,14 +168,18 @@ class FakePbx:
             await self.handler(event)
         self.up_now -= 1
 
-    async def send(
-        self, action: Any, *, timeout_s: float | None = None, as_list: bool | None = None
-    ) -> Any:
-        if action["Action"] == "CoreShowChannels":
-            return [{"Event": "CoreShowChannel", **item} for item in self.live]
-        if action["Action"] == "QueueStatus":
-            return self.queue_members
-        raise AssertionError(f"unexpected action {action}")
+    async def queue_status(self, queue: str) -> list[Mapping[str, str]]:
+        return list(self.queue_members)
+
+    async def live_channels(self) -> list[LiveChannel]:
+        return [
+            LiveChannel(
+                uniqueid=item.get("Uniqueid", ""),
+                linkedid=item.get("Linkedid", ""),
+                up=item.get("ChannelState") == "6",
+            )
+            for item in self.live
+        ]
 
 
 NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # Wednesday 10:00 in Shanghai

@@ -12,11 +12,14 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from dialer import outbox_store, sms_store
-from dialer.api import Check, make_web_app
+from dialer.clock import Clock
 from dialer.config import Settings, parse_settings
-from dialer.sms import SmsComponent
-from dialer.store import Store
+from dialer.http.server import Check, make_web_app
+from dialer.http.sms import add_sms_routes
+from dialer.messaging.ports import IncomingEvent, MessageOutcome, NewMessage
+from dialer.messaging.service import SmsService
+from dialer.metrics import Metrics
+from dialer.store import EventStore, OptOutStore, OutboxStore, Store, sms_reports
 from tests.fakes.twilio_server import DEFAULT_AUTH_TOKEN, VALID_FROM
 
 TOKEN = "sms-test-token"
@@ -141,21 +144,39 @@ async def all_ready() -> list[Check]:
     return []
 
 
+def sms_service(
+    settings: Settings,
+    store: Store,
+    *,
+    now: Clock,
+    metrics: Metrics | None = None,
+) -> SmsService:
+    """The SMS component on the store's repositories, as the daemon builds it."""
+    return SmsService(
+        settings,
+        events=EventStore(store),
+        outbox=OutboxStore(store),
+        opt_outs=OptOutStore(store),
+        now=now,
+        metrics=metrics,
+    )
+
+
 @contextlib.asynccontextmanager
 async def api_client(
     settings: Settings, store: Store, now: Now, *, port: int | None = None
-) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], SmsComponent]]:
+) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], SmsService]]:
     """The daemon's web app with the SMS routes, served over real HTTP."""
-    component = SmsComponent(settings, store, now=now)
+    component = sms_service(settings, store, now=now)
     app = make_web_app(all_ready, max_body_bytes=settings.api.max_body_bytes, api_token=TOKEN)
-    component.add_routes(app)
+    add_sms_routes(app, component, store)
     server = TestServer(app, host="127.0.0.1", port=port) if port else TestServer(app)
     async with TestClient(server) as client:
         yield client, component
 
 
 async def message_row(store: Store, message_id: int) -> dict[str, Any]:
-    row = await outbox_store.message_status(store, message_id)
+    row = await sms_reports.message_status(store, message_id)
     assert row is not None
     return dict(row)
 
@@ -178,17 +199,47 @@ async def queue_message(
 ) -> int:
     """Queue one message as the intake does, to any number (Twilio's magic test numbers are
     not mobiles, so the intake itself would not queue to them)."""
-    accepted = await sms_store.accept_event(
-        store,
-        event_id=f"{order_id}-{stage}",
-        order_id=order_id,
-        stage=stage,
-        phone=phone,
-        payload={"order_id": order_id},
-        message=sms_store.NewMessage(phone, body, 1, now()),
-        new_contacts=[],
-        now=now(),
-        respond=lambda _: {},
+    [accepted] = await EventStore(store).accept_events(
+        [
+            IncomingEvent(
+                event_id=f"{order_id}-{stage}",
+                order_id=order_id,
+                stage=stage,
+                phone=phone,
+                payload={"order_id": order_id},
+                message=NewMessage(phone, body, 1, now()),
+                new_contacts=[],
+                now=now(),
+                respond=lambda _: {},
+            )
+        ]
     )
     assert accepted.message_id is not None
     return accepted.message_id
+
+
+async def record_sent(
+    store: Store, message_id: int, *, provider: str, provider_message_id: str, now: datetime
+) -> bool:
+    """A claimed message accepted by `provider`, as the dispatcher records it."""
+    sent = MessageOutcome(
+        "sent", message_id, now, provider=provider, provider_message_id=provider_message_id
+    )
+    return await OutboxStore(store).record_outcome(sent)
+
+
+async def mark_dead(
+    store: Store,
+    message_id: int,
+    *,
+    reason: str,
+    error: str,
+    code: str | None,
+    now: datetime,
+    opt_out_phone: str | None = None,
+) -> bool:
+    """A claimed message given up on, as the dispatcher records it."""
+    dead = MessageOutcome(
+        "dead", message_id, now, error=f"{reason}: {error}", code=code, opt_out_phone=opt_out_phone
+    )
+    return await OutboxStore(store).record_outcome(dead)

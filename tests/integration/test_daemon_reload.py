@@ -14,7 +14,7 @@ import pytest
 
 from dialer.app import build
 from dialer.config import load_settings
-from tests.integration.test_campaign_daemon import CAMPAIGNS, daemon_config
+from tests.integration.calling.test_daemon import CAMPAIGNS, daemon_config
 from tests.support import DaemonProcess, free_port
 
 SECOND = CAMPAIGNS.replace("campaigns:\n", "").replace("  refusal:", "  second:", 1)
@@ -110,9 +110,9 @@ async def test_a_reload_while_stopping_changes_nothing(tmp_path: Path) -> None:
     before = daemon.settings
     config.write_text(config.read_text() + SECOND)
     daemon.stopping = True
-    refused = await daemon.reload()
+    refused = await daemon.reloader.reload()
     daemon.stopping = False
-    applied = await daemon.reload()
+    applied = await daemon.reloader.reload()
     assert (refused.applied, refused.errors) == (False, ["the daemon is stopping"])
     assert before is not daemon.settings
     assert applied.applied is True

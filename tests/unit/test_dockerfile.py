@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from dialer.cli import _parser
+from dialer.cli.main import _parser
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = (REPO / "Dockerfile").read_text()

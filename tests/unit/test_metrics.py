@@ -9,7 +9,6 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from ruamel.yaml import YAML
 
-from dialer.ami import LinkState
 from dialer.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,12 +78,12 @@ def test_finished_calls_count_by_outcome_and_set_the_abandon_ratio() -> None:
 
 def test_the_link_sets_connected_and_counts_reconnects_once() -> None:
     metrics = Metrics()
-    metrics.on_link_change(LinkState(logged_in=True, connects=1))
+    metrics.on_link_change(logged_in=True, reconnects=0)
     assert value(metrics, "outreach_ami_connected") == 1
-    metrics.on_link_change(LinkState(logged_in=False, connects=1))
+    metrics.on_link_change(logged_in=False, reconnects=0)
     assert value(metrics, "outreach_ami_connected") == 0
-    metrics.on_link_change(LinkState(logged_in=True, connects=2, reconnects=1))
-    metrics.on_link_change(LinkState(logged_in=True, connects=2, reconnects=1))
+    metrics.on_link_change(logged_in=True, reconnects=1)
+    metrics.on_link_change(logged_in=True, reconnects=1)
     assert value(metrics, "outreach_ami_connected") == 1
     assert value(metrics, "outreach_ami_reconnects_total") == 1
 

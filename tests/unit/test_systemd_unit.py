@@ -7,7 +7,7 @@ import configparser
 import shlex
 from pathlib import Path
 
-from dialer.cli import _parser
+from dialer.cli.main import _parser
 from dialer.config import ApiSettings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,317 @@
+"""The campaigns component: every campaign runner, the shared AMI event router, recovery.
+
+- One `CallRouter` handles the PBX events of every campaign's calls (`dialer.calling.calls`);
+  queue events go to the runner whose kind dials per free agent (`dialer.calling.queues`).
+- At start, once the PBX is logged in, each runner recovers what a previous run left
+  (`dialer.calling.recovery`), then dials.
+- When the link drops, every call in flight is marked (`observe_link_lost`) and agent queues
+  forget their agents (no call is placed meanwhile anyway). After the next login, calls the PBX
+  still has are followed on; the others end and are settled as they stand; queues are read
+  again.
+- What the HTTP API and the status page ask (status, contacts, pause) goes through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from dialer.calling.calls import CallRouter
+from dialer.calling.contact_import import RowResult, add_rows
+from dialer.calling.dnc import DncList
+from dialer.calling.ports import CampaignReports, CampaignRepository, Pbx, PbxError
+from dialer.calling.recovery import reconcile, recover
+from dialer.calling.runner import CampaignRunner, RunnerOptions
+from dialer.calling.status import campaign_status, live_calls
+from dialer.clock import Clock, Sleep
+from dialer.config import Campaign, Settings
+from dialer.logs import get_logger
+from dialer.metrics import Metrics
+
+log = get_logger(__name__)
+
+__all__ = ["CampaignService"]
+
+RECOVERY_RETRY_S = 1.0
+
+
+class CampaignService:
+    """Holds the runners; `run(stop)` is the daemon component's long-running task."""
+
+    name = "campaigns"
+
+    def __init__(
+        self,
+        settings: Settings,
+        repository: CampaignRepository,
+        reports: CampaignReports,
+        pbx: Pbx,
+        *,
+        now: Clock,
+        sleep: Sleep = asyncio.sleep,
+        timer: Sleep = asyncio.sleep,
+        options: RunnerOptions | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.repository = repository
+        self.reports = reports
+        self.pbx = pbx
+        self.now = now
+        self.options = options or RunnerOptions(
+            worker_id=socket.gethostname(), default_region=settings.default_region
+        )
+        self.router = CallRouter(clock=lambda: now().timestamp(), wall=now)
+        self.router.on_disposition(self._on_disposition)
+        self.router.on_queue_event(self._on_queue_event)
+        self._sleep = sleep
+        self._timer = timer
+        self.runners: dict[str, CampaignRunner] = {}
+        self.retiring: dict[str, CampaignRunner] = {}  # removed by a reload, calls still up
+        for name, campaign in settings.campaigns.items():
+            self.runners[name] = self._runner(name, campaign, self._dnc_list(campaign))
+        self.ready = asyncio.Event()
+        self.opened = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
+        self._runner_tasks: asyncio.TaskGroup | None = None
+        self._stop: asyncio.Event | None = None
+
+    def _dnc_list(self, campaign: Campaign) -> DncList | None:
+        if campaign.dnc_file is None:
+            return None
+        return DncList(campaign.dnc_file, self.settings.default_region)
+
+    def _runner(self, name: str, campaign: Campaign, dnc: DncList | None) -> CampaignRunner:
+        return CampaignRunner(
+            name,
+            campaign,
+            repository=self.repository,
+            pbx=self.pbx,
+            router=self.router,
+            now=self.now,
+            sleep=self._sleep,
+            timer=self._timer,
+            dnc=dnc,
+            options=self.options,
+            metrics=self.metrics,
+        )
+
+    def _live_runners(self) -> Iterable[CampaignRunner]:
+        return [*self.runners.values(), *self.retiring.values()]
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        for runner in list(self.runners.values()):
+            await runner.open()
+        self.opened.set()
+
+    async def start(self) -> None:
+        """Once the PBX is logged in: read the queues, recover what a previous run left."""
+        await self.read_queues()
+        live = await self.pbx.live_channels()
+        for runner in list(self.runners.values()):
+            await self._recover(runner, live)
+        self.ready.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.open()
+        while not stop.is_set():
+            logged_in = asyncio.ensure_future(self.pbx.wait_logged_in())
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([logged_in, stopped], return_when=asyncio.FIRST_COMPLETED)
+            logged_in.cancel()
+            stopped.cancel()
+            if stop.is_set():
+                return
+            try:
+                await self.start()
+                break
+            except PbxError as exc:
+                log.warning("campaign.recovery_failed", reason=str(exc))
+                await self._sleep(RECOVERY_RETRY_S)
+        self._stop = stop
+        async with asyncio.TaskGroup() as tasks:
+            self._runner_tasks = tasks
+            for runner in list(self.runners.values()):
+                tasks.create_task(self._run_runner(runner, stop), name=f"campaign-{runner.name}")
+        self._runner_tasks = None
+
+    # -- reload ----------------------------------------------------------------------------
+
+    async def reload(self, settings: Settings) -> dict[str, list[str]]:
+        """Apply a reloaded config's campaigns: added ones start, changed ones take the new
+        settings for their next calls, removed ones place no new call and end once their calls
+        have. DNC files are read again. Raises (changing nothing) when a DNC file cannot be."""
+        wanted = settings.campaigns
+        dnc_lists = {name: self._dnc_list(campaign) for name, campaign in wanted.items()}
+        self.settings = settings
+        added = [name for name in wanted if name not in self.runners]
+        removed = [name for name in self.runners if name not in wanted]
+        changed = [
+            name
+            for name, campaign in wanted.items()
+            if name in self.runners and campaign != self.runners[name].campaign
+        ]
+        for name in removed:
+            self._retire(self.runners.pop(name))
+        for name in wanted:
+            if name in self.runners:
+                await self._reconfigure(self.runners[name], wanted[name], dnc_lists[name])
+        for name in added:
+            await self._add(self._runner(name, wanted[name], dnc_lists[name]))
+        return {
+            "campaigns_added": added,
+            "campaigns_changed": changed,
+            "campaigns_removed": removed,
+        }
+
+    def _retire(self, runner: CampaignRunner) -> None:
+        runner.retire()
+        self.retiring[runner.name] = runner
+        log.info("campaign.removed", campaign=runner.name, calls_in_flight=len(runner.calls))
+        if self._runner_tasks is None:  # not dialling yet: nothing to wait for
+            self.retiring.pop(runner.name, None)
+
+    async def _reconfigure(
+        self, runner: CampaignRunner, campaign: Campaign, dnc: DncList | None
+    ) -> None:
+        if runner.campaign.kind != campaign.kind and self.opened.is_set():
+            await self.repository.ensure_campaign(runner.name, campaign.kind)
+        new_queue = runner.reconfigure(campaign, dnc)
+        if new_queue is not None and self.ready.is_set():
+            await self._read_queue_softly(runner)
+
+    async def _add(self, runner: CampaignRunner) -> None:
+        if self.opened.is_set():
+            await runner.open()
+        if self.ready.is_set():
+            await self._read_queue_softly(runner)
+            try:
+                await self._recover(runner, await self.pbx.live_channels())
+            except PbxError as exc:  # the next login recovers it with the others
+                log.warning("campaign.recovery_failed", campaign=runner.name, reason=str(exc))
+        self.runners[runner.name] = runner
+        log.info("campaign.added", campaign=runner.name, kind=runner.campaign.kind)
+        if self._runner_tasks is not None and self._stop is not None:
+            self._runner_tasks.create_task(
+                self._run_runner(runner, self._stop), name=f"campaign-{runner.name}"
+            )
+
+    async def _run_runner(self, runner: CampaignRunner, stop: asyncio.Event) -> None:
+        try:
+            await runner.run(stop)
+        finally:
+            if self.retiring.get(runner.name) is runner:
+                del self.retiring[runner.name]
+                log.info("campaign.retired", campaign=runner.name)
+
+    async def _read_queue_softly(self, runner: CampaignRunner) -> None:
+        try:
+            await self.read_queue(runner)
+        except PbxError as exc:  # the next login reads every queue again
+            log.warning("campaign.agents_unread", campaign=runner.name, reason=str(exc))
+
+    async def run_until_idle(self) -> None:
+        """Tests: every runner in burst mode, together."""
+        async with asyncio.TaskGroup() as tasks:
+            for runner in list(self.runners.values()):
+                tasks.create_task(runner.run_until_idle())
+
+    # -- PBX events ------------------------------------------------------------------------
+
+    async def handle_event(self, event: Mapping[str, str]) -> None:
+        await self.router.handle(event)
+
+    def _on_queue_event(self, event: Mapping[str, str]) -> None:
+        for runner in self._live_runners():
+            if runner.agent_queue is not None:
+                runner.agent_queue.handle(event)
+
+    def on_link_change(self, logged_in: bool) -> None:
+        """Link listener: mark calls when the link drops; reconcile them after a new login."""
+        if not logged_in:
+            self.router.link_lost()
+            for runner in self._live_runners():
+                if runner.agent_queue is not None:
+                    runner.agent_queue.forget()
+            return
+        if not self.ready.is_set():
+            return  # the first login: `start` does the rest
+        task = asyncio.get_running_loop().create_task(self._after_reconnect())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _after_reconnect(self) -> None:
+        try:
+            await self.read_queues()
+            live = await self.pbx.live_channels()
+        except PbxError as exc:
+            log.warning("campaign.reconcile_failed", reason=str(exc))
+            return
+        reconcile(list(self.router.calls.values()), live, self.now)
+        for runner in list(self.runners.values()):
+            await self._recover(runner, live)
+
+    async def read_queues(self) -> None:
+        for runner in list(self.runners.values()):
+            await self.read_queue(runner)
+
+    async def read_queue(self, runner: CampaignRunner) -> None:
+        queue = runner.agent_queue
+        if queue is None:
+            return
+        queue.reset(await self.pbx.queue_status(queue.name))
+        log.info("campaign.agents_read", campaign=runner.name, free_agents=queue.free_agents)
+
+    async def _recover(self, runner: CampaignRunner, live: list[Any]) -> None:
+        await recover(
+            runner,
+            live,
+            repository=self.repository,
+            tracked=self.router.calls,
+            worker_id=self.options.worker_id,
+            now=self.now,
+        )
+
+    async def _on_disposition(self, attempt_id: str, event: Mapping[str, str]) -> None:
+        call = self.router.calls.get(attempt_id)
+        name = call.campaign if call is not None else event.get("Campaign", "")
+        runner = self.runners.get(name) or self.retiring.get(name)
+        if runner is None:  # another dialer's call on the same PBX, or an unknown campaign
+            log.debug("call.disposition_unmatched", attempt_id=attempt_id, campaign=name)
+            return
+        await runner.record_disposition(attempt_id, event)
+
+    # -- what the API asks ---------------------------------------------------------------------
+
+    def live_calls(self, name: str) -> list[dict[str, Any]]:
+        """The campaign's calls in flight, oldest first: masked number, stage and age."""
+        calls = [call for call in self.router.calls.values() if call.campaign == name]
+        return live_calls(calls, self.now())
+
+    async def status(self, name: str) -> dict[str, Any]:
+        calls = [call for call in self.router.calls.values() if call.campaign == name]
+        return await campaign_status(self.runners[name], self.reports, calls, self.now())
+
+    async def add_contacts(
+        self, name: str, rows: Iterable[tuple[int, Mapping[str, Any]]]
+    ) -> list[RowResult]:
+        """Check and add contacts to campaign `name` (one result per row), and dial them."""
+        runner = self.runners[name]
+        results = await add_rows(
+            self.repository,
+            runner.campaign_id,
+            runner.campaign,
+            rows,
+            default_region=self.settings.default_region,
+            now=self.now(),
+        )
+        runner.wake()
+        return results
+
+    async def set_paused(self, name: str, paused: bool) -> None:
+        await self.runners[name].set_paused(paused)

@@ -1,0 +1,91 @@
+"""What a finished call comes to: its outcome, the retry rule's step, written once, logged.
+
+`settle_call` classifies the call's observation (`dialer.calling.classify`), asks the
+repository what the retry rule needs (`attempt_facts`), decides the contact's next step
+(`dialer.calling.rules.next_step`) and writes both in one transaction (`settle`, at most once
+per attempt). A disposition (IVR digit, agent's word) arrives on its own: `record_disposition`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from dialer.calling.calls import Call
+from dialer.calling.classify import classify
+from dialer.calling.ports import CampaignRepository, NextStep, Settlement
+from dialer.calling.rules import disposition_from, next_step
+from dialer.config import Campaign
+from dialer.metrics import Metrics
+
+__all__ = ["record_disposition", "settle_call"]
+
+
+async def settle_call(
+    call: Call,
+    campaign: Campaign,
+    *,
+    repository: CampaignRepository,
+    ended_at: datetime,
+    metrics: Metrics,
+    log: Any,
+) -> NextStep | None:
+    """Write what `call` came to and the contact's next step; None when already settled."""
+    observation = call.observation
+    outcome = classify(observation, routed_to_queue=call.routed_to_queue)
+    duration_s = (
+        round((ended_at - call.answered_at).total_seconds(), 3) if call.answered_at else 0.0
+    )
+    causes = [c for c in (observation.other_channel_cause, observation.channel_cause) if c]
+    settlement = Settlement(
+        attempt_id=call.attempt_id,
+        outcome=outcome,
+        ended_at=ended_at,
+        answered_at=call.answered_at,
+        reason_code=observation.reason,
+        dial_status=observation.dial_status,
+        hangup_cause=causes[0] if causes else observation.channel_cause,
+        duration_s=duration_s,
+    )
+    facts = await repository.attempt_facts(call.attempt_id, outcome)
+    if facts is None:
+        return None
+    step = next_step(
+        outcome,
+        disposition=facts.disposition,
+        attempts_with_outcome=facts.attempts_with_outcome,
+        attempts_total=facts.attempts_total,
+        retry=campaign.retry,
+        max_total_attempts=campaign.max_total_attempts,
+    )
+    due_at = ended_at + timedelta(seconds=step.delay_s or 0) if step.state == "pending" else None
+    if not await repository.settle(settlement, step, next_attempt_at=due_at):
+        return None
+    log.info("call.finished", outcome=outcome.value, duration_s=duration_s)
+    metrics.call_finished(call.campaign, outcome.value)
+    if due_at is not None:
+        log.info(
+            "call.retry_scheduled",
+            outcome=outcome.value,
+            delay_s=step.delay_s,
+            next_attempt_at=due_at.isoformat(),
+        )
+    else:
+        log.info("contact.finished", state=step.state, why=step.why, disposition=facts.disposition)
+    return step
+
+
+async def record_disposition(
+    attempt_id: str,
+    event: Mapping[str, str],
+    campaign: Campaign,
+    *,
+    repository: CampaignRepository,
+    now: datetime,
+    log: Any,
+) -> None:
+    """Keep the disposition an `OutreachDisposition` UserEvent carries."""
+    disposition = disposition_from(event, campaign.digit_dispositions)
+    if await repository.record_disposition(attempt_id, disposition, now):
+        log.info("call.disposition_recorded", attempt_id=attempt_id, disposition=disposition)

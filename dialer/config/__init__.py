@@ -1,0 +1,57 @@
+"""The daemon's settings: the YAML file's models, validated at load, every problem located.
+
+`load_settings(path)` returns a frozen `Settings`, or raises `ConfigError` listing every problem
+as `PATH:LINE: dotted.key: message`. The models are split by section:
+
+- `yaml_file`: reading the YAML, `${VAR}` expansion, locating errors; `base`: `Section`,
+  secrets and paths; `values`: value types (names, zones, windows, templates);
+- `sections` (`ami`, `store`, `api`, `logging`), `campaigns` (what every kind has) and `kinds`
+  (one module per campaign kind), `providers` and `notifications` (SMS);
+- `settings`: the whole file; `reload`: what a reload may change; `reference`: the generated
+  config reference.
+"""
+
+from dialer.config.campaigns import DialplanDestination, QueueDestination, RetryRule
+from dialer.config.kinds import KINDS, Campaign, RefusalCallbackCampaign, VipCampaign
+from dialer.config.notifications import (
+    DispatcherSettings,
+    NotificationRetry,
+    Notifications,
+    QuietHours,
+    Stage,
+)
+from dialer.config.providers import HttpProvider, OutboxProvider, Provider, TwilioProvider
+from dialer.config.sections import AmiSettings, ApiSettings, LoggingSettings, StoreSettings
+from dialer.config.settings import Settings, load_settings, parse_settings
+from dialer.config.values import TEMPLATE_PLACEHOLDERS, TimeRange
+from dialer.config.yaml_file import ConfigError, ConfigIssue
+
+__all__ = [
+    "KINDS",
+    "TEMPLATE_PLACEHOLDERS",
+    "AmiSettings",
+    "ApiSettings",
+    "Campaign",
+    "ConfigError",
+    "ConfigIssue",
+    "DialplanDestination",
+    "DispatcherSettings",
+    "HttpProvider",
+    "LoggingSettings",
+    "NotificationRetry",
+    "Notifications",
+    "OutboxProvider",
+    "Provider",
+    "QueueDestination",
+    "QuietHours",
+    "RefusalCallbackCampaign",
+    "RetryRule",
+    "Settings",
+    "Stage",
+    "StoreSettings",
+    "TimeRange",
+    "TwilioProvider",
+    "VipCampaign",
+    "load_settings",
+    "parse_settings",
+]

@@ -1,0 +1,200 @@
+"""What the SMS side needs from the store, as small protocols, and the values that cross them.
+
+The messaging core owns these; `dialer.store` implements them (`EventStore`, `OutboxStore`,
+`OptOutStore`), and tests may use fakes. Nothing here does I/O.
+
+A message row moves through these statuses::
+
+    queued --claim--> sending --> sent --> delivered | undelivered | failed   (delivery reports)
+      ^                  |  \\--> queued (transient: next_attempt_at later)
+      |                  \\----> dead   (permanent, opted out, or too old; last_error says why)
+      +---- replay (dead) / settle after a crash (sending) -----+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "DELIVERY_STATUS_RANK",
+    "MESSAGE_STATUSES",
+    "AcceptedEvent",
+    "ClaimedMessage",
+    "DeliveryReport",
+    "EventRepository",
+    "IncomingEvent",
+    "MessageOutcome",
+    "NewMessage",
+    "OptOutRegistry",
+    "Outbox",
+    "OutcomeKind",
+    "StageContact",
+    "StoredEvent",
+]
+
+MESSAGE_STATUSES = ("queued", "sending", "sent", "delivered", "undelivered", "failed", "dead")
+"""Every status of a message, in the order of its life."""
+
+DELIVERY_STATUS_RANK: Mapping[str, int] = {
+    "queued": 0,
+    "sending": 1,
+    "sent": 2,
+    "delivered": 3,
+    "undelivered": 3,
+    "failed": 3,
+}
+"""A delivery report only moves a message forward: to a status of a higher rank."""
+
+# ------------------------------------------------------------------------------- order events
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    payload: dict[str, Any]
+    response: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    phone: str
+    body: str
+    segments: int
+    next_attempt_at: datetime
+
+
+@dataclass(frozen=True)
+class StageContact:
+    """A contact an order stage adds to a campaign (`add_to_campaign`)."""
+
+    campaign: str
+    kind: str
+    phone: str
+    name: str | None
+    context: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class AcceptedEvent:
+    """What writing an event did: `created` False means the event_id was already there."""
+
+    created: bool
+    stored: StoredEvent
+    message_id: int | None
+    message_skipped: str | None  # "opted_out" | "already_queued" when no row was written
+    contacts: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    """One event to write. `respond` makes the answer from what was written; it is stored with
+    the event, in the same transaction."""
+
+    event_id: str
+    order_id: str
+    stage: str
+    phone: str
+    payload: Mapping[str, Any]
+    message: NewMessage | None
+    new_contacts: Sequence[StageContact]
+    now: datetime
+    respond: Callable[[AcceptedEvent], dict[str, Any]]
+
+
+class EventRepository(Protocol):
+    """Order events with what they cause (`dialer.store.EventStore`)."""
+
+    async def accept_events(self, batch: Sequence[IncomingEvent]) -> list[AcceptedEvent]:
+        """Write the batch in one transaction: each event, its message (at most one per order
+        and stage, none to an opted-out number) and its contacts; one result per event, in
+        order. An event_id already stored writes nothing and comes back as stored."""
+
+    def fails_alone(self, exc: Exception) -> bool:
+        """Whether a failed batch may be one item's fault (write them one by one), rather
+        than the store's (fail the whole batch)."""
+
+
+# ------------------------------------------------------------------------------------ outbox
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    id: int
+    event_id: str
+    order_id: str
+    stage: str
+    phone: str
+    body: str
+    attempts: int
+    created_at: datetime
+    opted_out: bool
+
+
+OutcomeKind = Literal["sent", "retry", "dead"]
+
+
+@dataclass(frozen=True)
+class MessageOutcome:
+    """What became of one claimed message: `sent` (with the provider and its id), `retry` (due
+    again at `at`) or `dead` (`error` starts with the reason; with `opt_out_phone`, that number
+    is opted out too)."""
+
+    kind: OutcomeKind
+    message_id: int
+    now: datetime
+    provider: str | None = None
+    provider_message_id: str | None = None
+    at: datetime | None = None
+    error: str | None = None
+    code: str | None = None
+    opt_out_phone: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """A delivery report that moved a message: which stage, through which provider."""
+
+    stage: str
+    provider: str | None
+
+
+class Outbox(Protocol):
+    """The messages to send and their fate (`dialer.store.OutboxStore`)."""
+
+    async def settle_sending(self, *, now: datetime) -> list[tuple[int, str, str]]:
+        """Rows left `sending` by a crash: queued again, due now; (id, order_id, stage) each."""
+
+    async def claim_due(self, *, now: datetime, limit: int) -> list[ClaimedMessage]:
+        """Mark up to `limit` due messages `sending` (attempts + 1), in their own transaction."""
+
+    async def record_outcomes(self, outcomes: Sequence[MessageOutcome]) -> None:
+        """The outcomes of many claimed messages, in one transaction."""
+
+    def fails_alone(self, exc: Exception) -> bool:
+        """As `EventRepository.fails_alone`."""
+
+    async def record_delivery_status(
+        self,
+        *,
+        status: str,
+        now: datetime,
+        message_id: int | None = None,
+        provider_message_id: str | None = None,
+        error_code: str | None = None,
+    ) -> DeliveryReport | None:
+        """A delivery report; the status only moves forward. None: no row moved."""
+
+    async def replay_dead(self, message_id: int, *, now: datetime) -> bool:
+        """A dead message queued again, due now. False: no such dead message."""
+
+
+class OptOutRegistry(Protocol):
+    """Numbers that said stop (`dialer.store.OptOutStore`)."""
+
+    async def opt_out(self, phone: str, *, source: str, now: datetime) -> None:
+        """`phone` opts out of SMS and calls; doing it twice changes nothing."""
+
+    async def opt_in(self, phone: str) -> None:
+        """Undo every opt-out of `phone` (a START reply)."""

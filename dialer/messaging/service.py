@@ -1,0 +1,176 @@
+"""The SMS component: order events in, the dispatcher out, replies and delivery reports.
+
+`SmsService` is what the daemon runs (`run(stop)`: the dispatcher) and what the HTTP routes call:
+`accept_event` (`POST /v1/events`), `record_delivery` (a provider's status callback),
+`handle_reply` (an inbound SMS), `replay_dead` (a dead letter queued again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from dialer.clock import Clock, Sleep
+from dialer.config import Settings
+from dialer.logs import get_logger
+from dialer.messaging.dispatcher import Dispatcher, RetryPolicy
+from dialer.messaging.intake import Intake
+from dialer.messaging.ports import EventRepository, OptOutRegistry, Outbox
+from dialer.messaging.providers import build_notifier, status_callback_url
+from dialer.messaging.replies import is_delivery_status, reply_action
+from dialer.metrics import Metrics
+from dialer.phones import InvalidNumber, normalize
+from notifiers import Notifier
+
+__all__ = ["SmsService", "dispatcher_for", "replay_dead_letter"]
+
+log = get_logger(__name__)
+
+
+def dispatcher_for(
+    settings: Settings,
+    outbox: Outbox,
+    notifier: Notifier,
+    *,
+    now: Clock,
+    metrics: Metrics | None = None,
+) -> Dispatcher:
+    notifications = settings.notifications
+    return Dispatcher(
+        outbox,
+        notifier,
+        now=now,
+        policy=RetryPolicy(
+            backoff_initial_s=notifications.retry.backoff_initial_s,
+            backoff_max_s=notifications.retry.backoff_max_s,
+            max_age_s=notifications.retry.max_age_s,
+        ),
+        concurrency=notifications.dispatcher.concurrency,
+        poll_interval_s=notifications.dispatcher.poll_interval_s,
+        status_callback_url=status_callback_url(settings),
+        metrics=metrics,
+    )
+
+
+async def replay_dead_letter(outbox: Outbox, message_id: int, *, now: datetime) -> bool:
+    """Queue dead message `message_id` again, due now; False when there is no such dead one."""
+    replayed = await outbox.replay_dead(message_id, now=now)
+    if replayed:
+        log.info("sms.replayed", message_id=message_id)
+    return replayed
+
+
+class SmsService:
+    """The intake, the dispatcher as the long-running task, and the callbacks' effects."""
+
+    name = "sms"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        events: EventRepository,
+        outbox: Outbox,
+        opt_outs: OptOutRegistry,
+        now: Clock,
+        sleep: Sleep = asyncio.sleep,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.opt_outs = opt_outs
+        self.now = now
+        self.sleep = sleep
+        self.metrics = metrics or Metrics()
+        self.dispatcher: Dispatcher | None = None
+        self.intake = Intake(settings, events, now=now, on_queued=self.wake, metrics=self.metrics)
+
+    def wake(self) -> None:
+        """Something was queued or replayed: the dispatcher looks now."""
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
+
+    async def reload(self, settings: Settings) -> dict[str, list[str]]:
+        """New stages, templates, quiet hours: for events accepted from now on."""
+        before = self.settings.notifications
+        after = settings.notifications
+        self.settings = settings
+        self.intake.reconfigure(settings)
+        changed = [
+            name
+            for name in sorted({*before.stages, *after.stages})
+            if before.stages.get(name) != after.stages.get(name)
+        ]
+        return {"sms_stages_changed": changed}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        notifier = await build_notifier(
+            self.settings.notifications, sleep=self.sleep, metrics=self.metrics
+        )
+        try:
+            self.dispatcher = dispatcher_for(
+                self.settings, self.outbox, notifier, now=self.now, metrics=self.metrics
+            )
+            await self.dispatcher.run(stop)
+        finally:
+            await notifier.close()
+
+    # -- what the HTTP routes call -------------------------------------------------------------
+
+    async def accept_event(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """`POST /v1/events`: (status, answer); raises pydantic's ValidationError (422)."""
+        return await self.intake.accept(body)
+
+    async def record_delivery(
+        self,
+        status: str,
+        *,
+        message_id: int | None,
+        provider_message_id: str | None,
+        error_code: str | None,
+    ) -> bool:
+        """A provider's delivery report; True when it moved a message forward."""
+        if not is_delivery_status(status) or (message_id is None and not provider_message_id):
+            log.info("sms.status_ignored", status=status)
+            return False
+        report = await self.outbox.record_delivery_status(
+            status=status,
+            now=self.now(),
+            message_id=message_id,
+            provider_message_id=provider_message_id,
+            error_code=error_code,
+        )
+        log.info(
+            "sms.status_received",
+            status=status,
+            message_id=message_id,
+            provider_message_id=provider_message_id,
+            applied=report is not None,
+        )
+        if report is not None:
+            self.metrics.delivery_reported(status, report.stage, report.provider)
+        return report is not None
+
+    async def handle_reply(self, sender: str, text: str) -> None:
+        """An inbound SMS: STOP words opt the number out, START back in."""
+        action = reply_action(text)
+        if action is None:
+            return
+        try:
+            phone = normalize(sender, self.settings.default_region)
+        except InvalidNumber:
+            return
+        if action == "opt_out":
+            await self.opt_outs.opt_out(phone, source="sms_reply", now=self.now())
+            log.info("sms.opted_out", phone=phone, word=text.strip().upper())
+        else:
+            await self.opt_outs.opt_in(phone)
+            log.info("sms.opted_in", phone=phone)
+
+    async def replay_dead(self, message_id: int) -> bool:
+        """Queue dead message `message_id` again; False when there is no such dead message."""
+        replayed = await replay_dead_letter(self.outbox, message_id, now=self.now())
+        if replayed:
+            self.wake()
+        return replayed

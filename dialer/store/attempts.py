@@ -1,0 +1,226 @@
+"""The attempts of the campaigns: written before the Originate, settled once, recovered.
+
+An attempt row is written (and the contact's `attempts_count` raised) before its Originate is
+sent; it is settled once (`WHERE outcome IS NULL`), in the same transaction as the contact's
+next step. After a crash, `unsettled_attempts` lists what a worker left in flight and
+`release_orphans` puts back contacts leased but never dialled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dialer.calling.ports import AttemptFacts, AttemptRow, DueContact, NextStep, Settlement
+from dialer.outcomes import Outcome
+from dialer.store.schema import attempts, contacts
+
+__all__ = ["AttemptStore"]
+
+
+class AttemptStore:
+    """Attempt rows of an open store; a part of `dialer.store.campaigns.CampaignStore`."""
+
+    engine: AsyncEngine
+
+    async def start_attempt(self, contact: DueContact, *, attempt_id: str, now: datetime) -> None:
+        """Write the attempt row (before the Originate is sent) and count it on the contact."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                attempts.insert().values(
+                    attempt_id=attempt_id,
+                    contact_id=contact.id,
+                    campaign_id=contact.campaign_id,
+                    phone=contact.phone,
+                    channel_id=attempt_id,
+                    started_at=now,
+                )
+            )
+            await conn.execute(
+                contacts.update()
+                .where(contacts.c.id == contact.id)
+                .values(attempts_count=contacts.c.attempts_count + 1, updated_at=now)
+            )
+
+    async def withdraw_attempt(
+        self, attempt_id: str, contact_id: int, *, due_at: datetime, now: datetime
+    ) -> None:
+        """The Originate was certainly not sent (AMI down): forget the attempt, pending again."""
+        async with self.engine.begin() as conn:
+            deleted = await conn.execute(
+                attempts.delete().where(
+                    attempts.c.attempt_id == attempt_id, attempts.c.outcome.is_(None)
+                )
+            )
+            if deleted.rowcount:
+                await conn.execute(
+                    contacts.update()
+                    .where(contacts.c.id == contact_id, contacts.c.state == "dialling")
+                    .values(
+                        state="pending",
+                        attempts_count=contacts.c.attempts_count - 1,
+                        next_attempt_at=due_at,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        updated_at=now,
+                    )
+                )
+
+    async def record_disposition(self, attempt_id: str, disposition: str, now: datetime) -> bool:
+        """Keep the disposition on the attempt and its contact (also after it settled)."""
+        async with self.engine.begin() as conn:
+            contact_id = await conn.scalar(
+                attempts.update()
+                .where(attempts.c.attempt_id == attempt_id)
+                .values(disposition=disposition)
+                .returning(attempts.c.contact_id)
+            )
+            if contact_id is None:
+                return False
+            await conn.execute(
+                contacts.update()
+                .where(contacts.c.id == contact_id)
+                .values(disposition=disposition, updated_at=now)
+            )
+        return True
+
+    async def attempt_facts(self, attempt_id: str, outcome: Outcome) -> AttemptFacts | None:
+        """What the retry rule needs: the attempt's disposition, how many of the contact's
+        attempts ended with `outcome` (this one counted) and in all. None when unknown or
+        already settled."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(attempts.c.contact_id, attempts.c.disposition).where(
+                        attempts.c.attempt_id == attempt_id, attempts.c.outcome.is_(None)
+                    )
+                )
+            ).first()
+            if row is None:
+                return None
+            same_outcome = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(attempts)
+                .where(attempts.c.contact_id == row.contact_id, attempts.c.outcome == outcome.value)
+            )
+            total = await conn.scalar(
+                sa.select(contacts.c.attempts_count).where(contacts.c.id == row.contact_id)
+            )
+        return AttemptFacts(
+            contact_id=row.contact_id,
+            disposition=row.disposition,
+            attempts_with_outcome=int(same_outcome or 0) + 1,
+            attempts_total=int(total or 0),
+        )
+
+    async def settle(
+        self, settlement: Settlement, step: NextStep, *, next_attempt_at: datetime | None
+    ) -> bool:
+        """Write the outcome once (`WHERE outcome IS NULL`) and apply the contact's next step,
+        in one transaction. False: the attempt was already settled."""
+        values = {
+            "outcome": settlement.outcome.value,
+            "ended_at": settlement.ended_at,
+            "answered_at": settlement.answered_at,
+            "reason_code": settlement.reason_code,
+            "dial_status": settlement.dial_status,
+            "hangup_cause": settlement.hangup_cause,
+            "duration_s": settlement.duration_s,
+        }
+        if settlement.disposition is not None:
+            values["disposition"] = settlement.disposition
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    attempts.update()
+                    .where(
+                        attempts.c.attempt_id == settlement.attempt_id,
+                        attempts.c.outcome.is_(None),
+                    )
+                    .values(**values)
+                    .returning(attempts.c.contact_id, attempts.c.disposition)
+                )
+            ).first()
+            if row is None:
+                return False
+            await conn.execute(
+                contacts.update()
+                .where(contacts.c.id == row.contact_id, contacts.c.state == "dialling")
+                .values(
+                    state=step.state,
+                    next_attempt_at=next_attempt_at if step.state == "pending" else None,
+                    last_outcome=settlement.outcome.value,
+                    disposition=row.disposition,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=settlement.ended_at,
+                )
+            )
+        return True
+
+    async def unsettled_attempts(
+        self, campaign_id: int, *, owner: str, now: datetime
+    ) -> list[AttemptRow]:
+        """Attempts in flight with no outcome, of this worker (an earlier life) or whose lease
+        expired (a dead worker's)."""
+        query = (
+            sa.select(attempts, contacts.c.lease_owner)
+            .join(contacts, contacts.c.id == attempts.c.contact_id)
+            .where(
+                attempts.c.campaign_id == campaign_id,
+                attempts.c.outcome.is_(None),
+                sa.or_(
+                    contacts.c.lease_owner.is_(None),
+                    contacts.c.lease_owner == owner,
+                    contacts.c.lease_expires_at < now,
+                ),
+            )
+            .order_by(attempts.c.started_at)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            AttemptRow(
+                attempt_id=row.attempt_id,
+                contact_id=row.contact_id,
+                campaign_id=row.campaign_id,
+                phone=row.phone,
+                channel_id=row.channel_id or row.attempt_id,
+                started_at=row.started_at,
+            )
+            for row in rows
+        ]
+
+    async def release_orphans(
+        self, campaign_id: int, *, owner: str, now: datetime, keep: Collection[int] = ()
+    ) -> int:
+        """Contacts left `dialling` with no attempt in flight (killed between the lease and the
+        attempt row): pending again, due now. `keep`: contacts this process is dialling right
+        now (claimed, attempt not yet written). Returns how many."""
+        in_flight = sa.select(attempts.c.contact_id).where(attempts.c.outcome.is_(None))
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                contacts.update()
+                .where(
+                    contacts.c.campaign_id == campaign_id,
+                    contacts.c.state == "dialling",
+                    contacts.c.id.not_in(in_flight),
+                    contacts.c.id.not_in(list(keep)),
+                    sa.or_(
+                        contacts.c.lease_owner.is_(None),
+                        contacts.c.lease_owner == owner,
+                        contacts.c.lease_expires_at < now,
+                    ),
+                )
+                .values(
+                    state="pending",
+                    next_attempt_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            )
+        return int(result.rowcount or 0)

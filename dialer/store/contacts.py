@@ -1,0 +1,110 @@
+"""Adding people to call: campaign rows and contacts merged by number.
+
+Shared by everything that adds contacts (CSV import, the API, order events) and by the campaign
+runner, so a number is merged the same way whichever door it came through. Every function takes
+an open connection, so callers put it in their own transaction (the intake writes an event, its
+messages and its contacts in one).
+
+Merging: one contact per (campaign, number). Adding a number that is already waiting (pending or
+being dialled) merges into it: the contexts are merged (the new values win), the priority is the
+higher one, and the contact becomes due at the earlier of the two times. A contact that has
+finished (done, failed, cancelled) is left as it is: the same number is not called again in that
+campaign.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dialer.calling.ports import AddedContact
+from dialer.store.schema import campaigns, contacts
+
+WAITING_STATES = ("pending", "dialling")
+
+
+def upsert(conn: AsyncConnection, table: sa.Table) -> Any:
+    """INSERT ... ON CONFLICT for the connection's dialect (both support it)."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+async def ensure_campaign(conn: AsyncConnection, name: str, kind: str) -> int:
+    """The id of campaign `name`, creating its row (state running) the first time."""
+    await conn.execute(
+        upsert(conn, campaigns)
+        .values(name=name, kind=kind)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    campaign_id = await conn.scalar(sa.select(campaigns.c.id).where(campaigns.c.name == name))
+    assert campaign_id is not None
+    return int(campaign_id)
+
+
+async def set_campaign_kind(conn: AsyncConnection, name: str, kind: str) -> None:
+    """The config changed campaign `name`'s kind since its row was written: write it over."""
+    await conn.execute(
+        sa.update(campaigns)
+        .where(campaigns.c.name == name, campaigns.c.kind != kind)
+        .values(kind=kind)
+    )
+
+
+async def add_contact(
+    conn: AsyncConnection,
+    *,
+    campaign_id: int,
+    phone: str,
+    due_at: datetime,
+    now: datetime,
+    name: str | None = None,
+    timezone: str | None = None,
+    priority: int = 0,
+    context: Mapping[str, Any] | None = None,
+) -> AddedContact:
+    """Add `phone` (E.164) to the campaign, or merge it into the contact already there."""
+    inserted = await conn.scalar(
+        upsert(conn, contacts)
+        .values(
+            campaign_id=campaign_id,
+            phone=phone,
+            name=name,
+            timezone=timezone,
+            priority=priority,
+            context=dict(context or {}),
+            state="pending",
+            next_attempt_at=due_at,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["campaign_id", "phone"])
+        .returning(contacts.c.id)
+    )
+    if inserted is not None:
+        return AddedContact(contact_id=int(inserted), merged=False, waiting=True)
+    existing = (
+        await conn.execute(
+            sa.select(contacts).where(
+                contacts.c.campaign_id == campaign_id, contacts.c.phone == phone
+            )
+        )
+    ).one()
+    if existing.state not in WAITING_STATES:
+        return AddedContact(contact_id=existing.id, merged=True, waiting=False)
+    changes: dict[str, Any] = {
+        "context": {**(existing.context or {}), **dict(context or {})},
+        "priority": max(existing.priority, priority),
+        "name": name or existing.name,
+        "timezone": timezone or existing.timezone,
+        "updated_at": now,
+    }
+    if existing.state == "pending" and (
+        existing.next_attempt_at is None or due_at < existing.next_attempt_at
+    ):
+        changes["next_attempt_at"] = due_at
+    await conn.execute(contacts.update().where(contacts.c.id == existing.id).values(**changes))
+    return AddedContact(contact_id=existing.id, merged=True, waiting=True)

@@ -1,0 +1,276 @@
+"""The outbox of messages and their fate: claims, outcomes, delivery reports, dead letters.
+
+The statuses a message row moves through are drawn in `dialer.messaging.ports`.
+
+- `claim_due` marks due rows `sending` (attempts + 1) in their own transaction before any
+  provider is called. On PostgreSQL the rows are picked FOR UPDATE SKIP LOCKED, so workers
+  never claim the same row; on SQLite the transaction is BEGIN IMMEDIATE (see engine.py), so
+  the claim is atomic.
+- Outcome writes only touch a row still `sending`; delivery statuses only move forward, so a
+  late `sent` never undoes `delivered` (`DELIVERY_STATUS_RANK`). `record_outcomes` writes the
+  outcomes of many messages in one transaction (one executemany per kind).
+- `last_error` of a dead message starts with its reason: `number: ...`, `opted_out: ...`,
+  `provider: ...`, `expired: ...`.
+
+The statements of the hot path are built once, with bind parameters, so running one skips
+SQLAlchemy's statement construction and cache-key computation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dialer.messaging.ports import (
+    DELIVERY_STATUS_RANK,
+    ClaimedMessage,
+    DeliveryReport,
+    MessageOutcome,
+)
+from dialer.store import opt_outs as opt_out_rows
+from dialer.store.engine import Store, batch_fails_alone
+from dialer.store.schema import UtcDateTime, opt_outs, outbound_messages
+
+__all__ = ["OutboxStore"]
+
+_m = outbound_messages.c
+_PAST_SENDING = ("sent", "delivered", "undelivered", "failed")
+
+
+def _now_param(name: str = "now") -> sa.BindParameter[datetime]:
+    return sa.bindparam(name, type_=UtcDateTime())
+
+
+_DUE = (
+    sa.select(_m.id)
+    .where(_m.status == "queued", _m.next_attempt_at <= _now_param())
+    .order_by(_m.next_attempt_at, _m.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer()))
+    .with_for_update(skip_locked=True)
+    # Materialised once: an IN (subquery ... LIMIT ... SKIP LOCKED) may be re-run by the
+    # PostgreSQL planner and then claim more rows than the limit.
+    .cte("due")
+    .prefix_with("MATERIALIZED", dialect="postgresql")
+)
+_CLAIM = (
+    outbound_messages.update()
+    .where(_m.id == _DUE.c.id, _m.status == "queued")
+    .values(status="sending", attempts=_m.attempts + 1, updated_at=_now_param())
+    .returning(
+        _m.id,
+        _m.event_id,
+        _m.order_id,
+        _m.stage,
+        _m.phone,
+        _m.body,
+        _m.attempts,
+        _m.created_at,
+    )
+)
+# Read in the claim's transaction: the number may have opted out since it was queued. (Not a
+# correlated EXISTS in RETURNING: SQLite renders RETURNING without table names, and there
+# `opt_outs.phone = outbound_messages.phone` became `phone = phone`, true for any opt-out.)
+_OPTED_OUT_OF_SMS = sa.select(opt_outs.c.phone).where(
+    opt_outs.c.phone.in_(sa.bindparam("phones", expanding=True)),
+    opt_outs.c.scope.in_(["sms", "all"]),
+)
+_SENT = (
+    outbound_messages.update()
+    .where(
+        _m.id == sa.bindparam("b_id"),
+        # Any status from `sending` on but `dead` (no IN list: executemany takes no expanding
+        # parameter).
+        sa.or_(*(_m.status == status for status in ("sending", *_PAST_SENDING))),
+    )
+    .values(
+        status=sa.case((_m.status == "sending", "sent"), else_=_m.status),
+        provider=sa.bindparam("b_provider"),
+        provider_message_id=sa.bindparam("b_provider_message_id"),
+        sent_at=_now_param("b_now"),
+        next_attempt_at=None,
+        last_error=None,
+        error_code=None,
+        updated_at=_now_param("b_now"),
+    )
+)
+_RETRY = (
+    outbound_messages.update()
+    .where(_m.id == sa.bindparam("b_id"), _m.status == "sending")
+    .values(
+        status="queued",
+        next_attempt_at=_now_param("b_at"),
+        last_error=sa.bindparam("b_error"),
+        error_code=sa.bindparam("b_code"),
+        updated_at=_now_param("b_now"),
+    )
+)
+_DEAD = (
+    outbound_messages.update()
+    .where(_m.id == sa.bindparam("b_id"), _m.status == "sending")
+    .values(
+        status="dead",
+        next_attempt_at=None,
+        last_error=sa.bindparam("b_error"),
+        error_code=sa.bindparam("b_code"),
+        updated_at=_now_param("b_now"),
+    )
+)
+
+
+async def _opted_out_of_sms(conn: AsyncConnection, phones: set[str]) -> set[str]:
+    """Which of these numbers are opted out of SMS (scope `sms` or `all`)."""
+    if not phones:
+        return set()
+    return set(await conn.scalars(_OPTED_OUT_OF_SMS, {"phones": sorted(phones)}))
+
+
+def _params(outcome: MessageOutcome) -> dict[str, Any]:
+    if outcome.kind == "sent":
+        return {
+            "b_id": outcome.message_id,
+            "b_provider": outcome.provider,
+            "b_provider_message_id": outcome.provider_message_id,
+            "b_now": outcome.now,
+        }
+    params = {
+        "b_id": outcome.message_id,
+        "b_error": outcome.error,
+        "b_code": outcome.code,
+        "b_now": outcome.now,
+    }
+    return {**params, "b_at": outcome.at} if outcome.kind == "retry" else params
+
+
+_STATEMENTS = {"sent": _SENT, "retry": _RETRY, "dead": _DEAD}
+
+
+class OutboxStore:
+    """The outbox on an open store (the messaging core's Outbox)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.engine = store.engine
+        self.dialect = store.dialect
+
+    def fails_alone(self, exc: Exception) -> bool:
+        return batch_fails_alone(exc)
+
+    async def claim_due(self, *, now: datetime, limit: int) -> list[ClaimedMessage]:
+        """Mark up to `limit` due queued messages `sending` (attempts + 1) and return them, each
+        with whether its number has opted out of SMS since it was queued."""
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(_CLAIM, {"now": now, "limit": limit})).all()
+            opted_out = await _opted_out_of_sms(conn, {row.phone for row in rows})
+        claimed = [
+            ClaimedMessage(
+                row.id,
+                row.event_id,
+                row.order_id,
+                row.stage,
+                row.phone,
+                row.body,
+                row.attempts,
+                row.created_at,
+                row.phone in opted_out,
+            )
+            for row in rows
+        ]
+        return sorted(claimed, key=lambda message: message.id)
+
+    async def record_outcomes(self, outcomes: Sequence[MessageOutcome]) -> None:
+        """The outcomes of many messages in one transaction (see `MessageOutcome`)."""
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for outcome in outcomes:
+            by_kind.setdefault(outcome.kind, []).append(_params(outcome))
+        async with self.engine.begin() as conn:
+            for kind, params in by_kind.items():
+                await conn.execute(_STATEMENTS[kind], params)
+            for outcome in outcomes:
+                if outcome.opt_out_phone is not None:
+                    await opt_out_rows.opt_out(
+                        conn, outcome.opt_out_phone, source="provider", now=outcome.now
+                    )
+
+    async def record_outcome(self, outcome: MessageOutcome) -> bool:
+        """The outcome of one claimed message; False when its row was not `sending`."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(_STATEMENTS[outcome.kind], _params(outcome))
+            if outcome.opt_out_phone is not None:
+                await opt_out_rows.opt_out(
+                    conn, outcome.opt_out_phone, source="provider", now=outcome.now
+                )
+        return bool(result.rowcount)
+
+    async def settle_sending(self, *, now: datetime) -> list[tuple[int, str, str]]:
+        """Rows left `sending` by a crash go back to queued, due now: (id, order_id, stage) each.
+        The provider may have taken such a message before the crash: it may go out twice."""
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    outbound_messages.update()
+                    .where(_m.status == "sending")
+                    .values(
+                        status="queued",
+                        next_attempt_at=now,
+                        last_error="resend_after_crash: was sending when the dispatcher stopped",
+                        updated_at=now,
+                    )
+                    .returning(_m.id, _m.order_id, _m.stage)
+                )
+            ).all()
+        return [(row.id, row.order_id, row.stage) for row in rows]
+
+    async def record_delivery_status(
+        self,
+        *,
+        status: str,
+        now: datetime,
+        message_id: int | None = None,
+        provider_message_id: str | None = None,
+        error_code: str | None = None,
+    ) -> DeliveryReport | None:
+        """A provider's delivery report; the status only moves forward. None: no row moved."""
+        rank = DELIVERY_STATUS_RANK[status]
+        lower = [name for name, value in DELIVERY_STATUS_RANK.items() if value < rank]
+        which = (
+            _m.id == message_id
+            if message_id is not None
+            else (_m.provider_message_id == provider_message_id)
+        )
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        if error_code:
+            values["error_code"] = error_code
+        if provider_message_id is not None:
+            values["provider_message_id"] = sa.func.coalesce(
+                _m.provider_message_id, provider_message_id
+            )
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    outbound_messages.update()
+                    .where(which, _m.status.in_(lower))
+                    .values(**values)
+                    .returning(_m.stage, _m.provider)
+                )
+            ).first()
+        return None if row is None else DeliveryReport(row.stage, row.provider)
+
+    async def replay_dead(self, message_id: int, *, now: datetime) -> bool:
+        """A dead message queued again, due now, its age counted anew. False: no such dead row."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                outbound_messages.update()
+                .where(_m.id == message_id, _m.status == "dead")
+                .values(
+                    status="queued",
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                    last_error=sa.literal("replayed; was ") + _m.last_error,
+                )
+            )
+        return bool(result.rowcount)

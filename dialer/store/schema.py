@@ -1,0 +1,204 @@
+"""The store's tables (SQLAlchemy Core metadata), in UTC.
+
+The schema is changed only by the migrations in `dialer/store/migrations` (alembic, run by
+`Store.open`); `metadata` must describe the same schema, and a test compares the two on both
+backends. Times are stored in UTC and always read back timezone-aware (`UtcDateTime`); a naive
+datetime is refused when written.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+from dialer.messaging.ports import MESSAGE_STATUSES
+from dialer.outcomes import CALL_OUTCOMES
+
+__all__ = [
+    "CAMPAIGN_STATES",
+    "CONTACT_STATES",
+    "MESSAGE_STATUSES",
+    "OPT_OUT_SCOPES",
+    "UtcDateTime",
+    "attempts",
+    "campaigns",
+    "contacts",
+    "events",
+    "metadata",
+    "opt_outs",
+    "outbound_messages",
+]
+
+CAMPAIGN_STATES = ("running", "paused")
+CONTACT_STATES = ("pending", "dialling", "done", "failed", "cancelled")
+OPT_OUT_SCOPES = ("sms", "call", "all")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored in UTC; read back aware (UTC) also from SQLite."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"refusing a naive datetime ({value.isoformat()}): give a timezone")
+        in_utc = value.astimezone(UTC)
+        # SQLite has no time zone type: store the UTC wall time, so text order is time order.
+        return in_utc.replace(tzinfo=None) if dialect.name == "sqlite" else in_utc
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# SQLite makes only an INTEGER PRIMARY KEY an auto-incrementing rowid.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> sa.CheckConstraint:
+    allowed = ", ".join(f"'{value}'" for value in values)
+    return sa.CheckConstraint(f"{column} IN ({allowed})", name=column)
+
+
+def _timestamps() -> tuple[sa.Column[datetime], sa.Column[datetime]]:
+    return (
+        sa.Column("created_at", UtcDateTime(), nullable=False, default=utc_now),
+        sa.Column("updated_at", UtcDateTime(), nullable=False, default=utc_now, onupdate=utc_now),
+    )
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("event_id", sa.String, nullable=False, unique=True),
+    sa.Column("order_id", sa.String, nullable=False),
+    sa.Column("stage", sa.String, nullable=False),
+    sa.Column("phone", sa.String, nullable=False),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("response", Json, nullable=True),
+    sa.Column("received_at", UtcDateTime(), nullable=False, default=utc_now),
+)
+
+outbound_messages = sa.Table(
+    "outbound_messages",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("event_id", sa.String, nullable=False),
+    sa.Column("order_id", sa.String, nullable=False),
+    sa.Column("stage", sa.String, nullable=False),
+    sa.Column("channel", sa.String, nullable=False, default="sms", server_default="sms"),
+    sa.Column("phone", sa.String, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("segments", sa.Integer, nullable=False, default=1, server_default="1"),
+    sa.Column("provider", sa.String, nullable=True),
+    sa.Column("provider_message_id", sa.String, nullable=True, unique=True),
+    sa.Column("status", sa.String, nullable=False, default="queued", server_default="queued"),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("error_code", sa.String, nullable=True),
+    *_timestamps(),
+    sa.Column("sent_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("order_id", "stage"),
+    _one_of("status", MESSAGE_STATUSES),
+    sa.Index(None, "status", "next_attempt_at"),
+)
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String, nullable=False, unique=True),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("state", sa.String, nullable=False, default="running", server_default="running"),
+    *_timestamps(),
+    _one_of("state", CAMPAIGN_STATES),
+)
+
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("campaign_id", Id, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("phone", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=True),
+    sa.Column("timezone", sa.String, nullable=True),
+    sa.Column("priority", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("context", Json, nullable=True),
+    sa.Column("state", sa.String, nullable=False, default="pending", server_default="pending"),
+    sa.Column("attempts_count", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=True),
+    sa.Column("lease_owner", sa.String, nullable=True),
+    sa.Column("lease_expires_at", UtcDateTime(), nullable=True),
+    sa.Column("last_outcome", sa.String, nullable=True),
+    sa.Column("disposition", sa.String, nullable=True),
+    *_timestamps(),
+    sa.UniqueConstraint("campaign_id", "phone"),
+    _one_of("state", CONTACT_STATES),
+    _one_of("last_outcome", CALL_OUTCOMES),
+    sa.Index(None, "campaign_id", "state", "next_attempt_at"),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("attempt_id", sa.String, nullable=False, unique=True),
+    sa.Column("contact_id", Id, sa.ForeignKey("contacts.id"), nullable=False, index=True),
+    sa.Column("campaign_id", Id, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("phone", sa.String, nullable=False),
+    sa.Column("channel_id", sa.String, nullable=True, unique=True),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("answered_at", UtcDateTime(), nullable=True),
+    sa.Column("ended_at", UtcDateTime(), nullable=True),
+    sa.Column("outcome", sa.String, nullable=True),
+    sa.Column("disposition", sa.String, nullable=True),
+    sa.Column("reason_code", sa.Integer, nullable=True),
+    sa.Column("dial_status", sa.String, nullable=True),
+    sa.Column("hangup_cause", sa.Integer, nullable=True),
+    sa.Column("duration_s", sa.Float, nullable=True),
+    _one_of("outcome", CALL_OUTCOMES),
+    sa.Index(None, "campaign_id", "outcome"),
+)
+# The attempts still in flight: what a restart or an AMI reconnect must settle.
+sa.Index(
+    "ix_attempts_unsettled",
+    attempts.c.started_at,
+    sqlite_where=attempts.c.outcome.is_(None),
+    postgresql_where=attempts.c.outcome.is_(None),
+)
+
+opt_outs = sa.Table(
+    "opt_outs",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("phone", sa.String, nullable=False),
+    sa.Column("scope", sa.String, nullable=False),
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False, default=utc_now),
+    sa.UniqueConstraint("phone", "scope"),
+    _one_of("scope", OPT_OUT_SCOPES),
+)

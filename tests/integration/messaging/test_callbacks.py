@@ -1,0 +1,181 @@
+"""Twilio's signed callbacks over real HTTP: delivery status (from the stand-in's own signed
+callbacks), a bad signature, out-of-order statuses, and STOP/TD/退订/START replies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from twilio.request_validator import RequestValidator
+
+from dialer.messaging.providers import build_notifier
+from dialer.messaging.service import dispatcher_for
+from dialer.store import OutboxStore, Store
+from dialer.store.schema import opt_outs
+from tests.fakes.twilio_server import DEFAULT_AUTH_TOKEN, FakeTwilioServer
+from tests.integration.sms_support import (
+    ACCOUNT_SID,
+    MOBILE,
+    Now,
+    api_client,
+    mark_dead,
+    message_row,
+    queue_message,
+    record_sent,
+    sms_settings,
+)
+from tests.support import free_port
+
+STATUS, INBOUND = "/v1/sms/twilio/status", "/v1/sms/twilio/inbound"
+
+
+def signed(url: str, params: dict[str, str]) -> dict[str, str]:
+    return {
+        "X-Twilio-Signature": RequestValidator(DEFAULT_AUTH_TOKEN).compute_signature(url, params)
+    }
+
+
+async def test_the_stand_ins_signed_callbacks_mark_the_message_delivered(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    async with FakeTwilioServer() as fake:
+        settings = sms_settings(
+            tmp_path,
+            store_url=store_url,
+            primary="twilio",
+            twilio_base_url=fake.base_url,
+            public_url=public,
+        )
+        now = Now()
+        async with api_client(settings, store, now, port=port):
+            notifier = await build_notifier(settings.notifications)
+            try:
+                message_id = await queue_message(store, now)
+                await dispatcher_for(
+                    settings, OutboxStore(store), notifier, now=now
+                ).run_until_idle()
+                callbacks = await fake.wait_for_callbacks(2)
+            finally:
+                await notifier.close()
+    assert [c.response_status for c in callbacks] == [204, 204]
+    assert callbacks[0].url == f"{public}{STATUS}?message_id={message_id}"
+    row = await message_row(store, message_id)
+    assert row["status"] == "delivered"
+
+
+async def test_a_callback_with_a_bad_signature_is_403_and_changes_nothing(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    public = "https://outreach.example.com"
+    settings = sms_settings(tmp_path, store_url=store_url, public_url=public)
+    now = Now()
+    message_id = await queue_message(store, now)
+    params = {"MessageSid": "SM1", "MessageStatus": "delivered"}
+    good = signed(f"{public}{STATUS}?message_id={message_id}", params)
+    async with api_client(settings, store, now) as (client, _):
+        forged = await client.post(
+            f"{STATUS}?message_id={message_id}", data=params, headers={"X-Twilio-Signature": "x"}
+        )
+        other_url = await client.post(
+            f"{STATUS}?message_id={message_id + 1}", data=params, headers=good
+        )
+        unsigned = await client.post(f"{STATUS}?message_id={message_id}", data=params)
+    assert (forged.status, other_url.status, unsigned.status) == (403, 403, 403)
+    assert (await message_row(store, message_id))["status"] == "queued"
+
+
+async def test_a_late_sent_never_undoes_delivered(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    public = "https://outreach.example.com"
+    settings = sms_settings(tmp_path, store_url=store_url, public_url=public)
+    now = Now()
+    message_id = await queue_message(store, now)
+    [claimed] = await OutboxStore(store).claim_due(now=now(), limit=1)
+    await record_sent(store, claimed.id, provider="twilio", provider_message_id="SMx", now=now())
+    async with api_client(settings, store, now) as (client, _):
+        for status in ("delivered", "sent"):
+            params = {"MessageSid": "SMx", "MessageStatus": status, "AccountSid": ACCOUNT_SID}
+            response = await client.post(
+                STATUS, data=params, headers=signed(public + STATUS, params)
+            )
+            assert response.status == 204
+    assert (await message_row(store, message_id))["status"] == "delivered"
+
+
+async def test_a_delivery_report_before_our_own_write_is_kept(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    now = Now()
+    message_id = await queue_message(store, now)
+    await OutboxStore(store).claim_due(now=now(), limit=1)
+    await OutboxStore(store).record_delivery_status(
+        status="delivered", now=now(), message_id=message_id
+    )
+    await record_sent(store, message_id, provider="twilio", provider_message_id="SMy", now=now())
+    row = await message_row(store, message_id)
+    assert (row["status"], row["provider_message_id"]) == ("delivered", "SMy")
+
+
+@pytest.mark.parametrize("word", ["STOP", " stop ", "TD", "td", "退订", "Unsubscribe"])
+async def test_a_stop_reply_opts_the_number_out(
+    store: Store, store_url: str, tmp_path: Path, word: str
+) -> None:
+    public = "https://outreach.example.com"
+    settings = sms_settings(tmp_path, store_url=store_url, public_url=public)
+    params = {"From": MOBILE, "Body": word, "To": "+15005550006"}
+    async with api_client(settings, store, Now()) as (client, _):
+        response = await client.post(INBOUND, data=params, headers=signed(public + INBOUND, params))
+        text = await response.text()
+    assert response.status == 200
+    assert response.content_type == "text/xml"
+    assert text.endswith("<Response/>")
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(opt_outs.c.phone, opt_outs.c.scope))).all()
+    assert [tuple(row) for row in rows] == [(MOBILE, "all")]
+
+
+async def test_start_opts_the_number_back_in_and_other_words_change_nothing(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    public = "https://outreach.example.com"
+    settings = sms_settings(tmp_path, store_url=store_url, public_url=public)
+    async with api_client(settings, store, Now()) as (client, _):
+        for word in ("STOP", "thanks!", "START"):
+            params = {"From": MOBILE, "Body": word}
+            await client.post(INBOUND, data=params, headers=signed(public + INBOUND, params))
+            if word == "thanks!":
+                async with store.engine.connect() as conn:
+                    assert await conn.scalar(sa.select(sa.func.count()).select_from(opt_outs)) == 1
+        forged = await client.post(INBOUND, data={"From": MOBILE, "Body": "STOP"})
+    assert forged.status == 403
+    async with store.engine.connect() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(opt_outs)) == 0
+
+
+async def test_dead_letters_are_listed_and_replayed_over_the_api(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    from tests.integration.sms_support import AUTH
+
+    settings = sms_settings(tmp_path, store_url=store_url)
+    now = Now()
+    message_id = await queue_message(store, now)
+    await OutboxStore(store).claim_due(now=now(), limit=1)
+    await mark_dead(store, message_id, reason="number", error="bad", code="21211", now=now())
+    async with api_client(settings, store, now) as (client, _):
+        listed = await (await client.get("/v1/sms/dead", headers=AUTH)).json()
+        replayed = await client.post(f"/v1/sms/dead/{message_id}/replay", headers=AUTH)
+        again = await client.post(f"/v1/sms/dead/{message_id}/replay", headers=AUTH)
+        unauthorised = await client.get("/v1/sms/dead")
+    [dead] = listed["dead"]
+    assert (dead["id"], dead["reason"], dead["phone"]) == (
+        message_id,
+        "number: bad",
+        "+141****0100",
+    )
+    assert (replayed.status, again.status, unauthorised.status) == (200, 404, 401)
+    assert (await message_row(store, message_id))["status"] == "queued"

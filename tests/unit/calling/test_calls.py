@@ -1,0 +1,110 @@
+"""Matching AMI events to calls in flight, and counting free agents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from dialer.calling.calls import Call, CallRouter
+from dialer.calling.queues import AgentQueue
+
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+
+
+def router_with(*attempt_ids: str) -> tuple[CallRouter, dict[str, Call]]:
+    router = CallRouter(clock=lambda: 0.0, wall=lambda: NOW)
+    calls = {}
+    for attempt_id in attempt_ids:
+        calls[attempt_id] = Call(attempt_id, "c", 1, "+8613800001001", NOW)
+        router.track(calls[attempt_id])
+    return router, calls
+
+
+async def test_an_originate_response_is_matched_by_action_id() -> None:
+    router, calls = router_with("a1", "b2")
+    await router.handle(
+        {"Event": "OriginateResponse", "ActionID": "b2", "Response": "Failure", "Reason": "5"}
+    )
+    assert calls["b2"].observation.reason == 5
+    assert calls["a1"].observation.reason is None
+
+
+async def test_an_agent_leg_is_matched_by_its_linkedid() -> None:
+    router, calls = router_with("a1")
+    await router.handle({"Event": "AgentConnect", "Uniqueid": "999.1", "Linkedid": "a1"})
+    assert calls["a1"].observation.agent_connected_at is not None
+
+
+async def test_the_call_finishes_once_its_channels_hung_up() -> None:
+    router, calls = router_with("a1")
+    for event in (
+        {"Event": "Newchannel", "Uniqueid": "a1", "Linkedid": "a1"},
+        {"Event": "OriginateResponse", "ActionID": "a1", "Response": "Success", "Reason": "4"},
+        {"Event": "Hangup", "Uniqueid": "a1", "Linkedid": "a1", "Cause": "16"},
+    ):
+        assert not calls["a1"].finished.is_set()
+        await router.handle(event)
+    assert calls["a1"].answered.is_set()
+    assert calls["a1"].finished.is_set()
+
+
+async def test_a_disposition_goes_to_the_listener_with_its_attempt_id() -> None:
+    router, _ = router_with()
+    heard = []
+    router.on_disposition(lambda attempt_id, event: heard.append((attempt_id, event["Digit"])))
+    await router.handle(
+        {"Event": "UserEvent", "UserEvent": "OutreachDisposition", "AttemptId": "a1", "Digit": "3"}
+    )
+    await router.handle(
+        {"Event": "UserEvent", "UserEvent": "Other", "AttemptId": "a1", "Digit": "4"}
+    )
+    assert heard == [("a1", "3")]
+
+
+def member(
+    interface: str, status: str = "1", paused: str = "0", event: str = "QueueMember"
+) -> dict[str, str]:
+    return {
+        "Event": event,
+        "Queue": "agents",
+        "StateInterface": interface,
+        "Status": status,
+        "Paused": paused,
+    }
+
+
+def test_free_agents_are_unpaused_and_not_in_use() -> None:
+    queue = AgentQueue("agents")
+    queue.reset([member("A"), member("B", paused="1"), member("C", status="2"), member("D")])
+    assert queue.free_agents == 2
+
+
+def test_member_events_keep_the_count_current() -> None:
+    queue = AgentQueue("agents")
+    queue.reset([member("A"), member("B")])
+    queue.handle(member("A", status="2", event="QueueMemberStatus"))
+    assert queue.free_agents == 1
+    queue.handle(member("B", paused="1", event="QueueMemberPause"))
+    assert queue.free_agents == 0
+    queue.handle(member("A", status="1", event="QueueMemberStatus"))
+    assert queue.free_agents == 1
+
+
+def test_a_caller_waiting_takes_a_free_agent() -> None:
+    queue = AgentQueue("agents")
+    queue.reset([member("A"), member("B")])
+    queue.handle({"Event": "QueueCallerJoin", "Queue": "agents", "Count": "1"})
+    assert queue.free_agents == 1
+
+
+def test_nothing_is_free_while_the_queue_is_unknown() -> None:
+    queue = AgentQueue("agents")
+    queue.reset([member("A")])
+    queue.forget()
+    assert queue.free_agents == 0
+
+
+def test_events_of_another_queue_are_ignored() -> None:
+    queue = AgentQueue("agents")
+    queue.reset([member("A")])
+    queue.handle({**member("A", status="2", event="QueueMemberStatus"), "Queue": "other"})
+    assert queue.free_agents == 1

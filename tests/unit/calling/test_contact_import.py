@@ -1,0 +1,68 @@
+"""Checking contact rows (CSV and API) before they are added."""
+
+from __future__ import annotations
+
+import pytest
+
+from dialer.calling.contact_import import RowError, check_row, csv_rows
+from tests.fakes.campaign_pbx import settings_with
+
+CAMPAIGN = settings_with(
+    """
+refusal:
+  kind: refusal_callback
+  channel: Local/{number}@customers
+  priority: 3
+"""
+).campaigns["refusal"]
+
+
+def check(**values: object):  # type: ignore[no-untyped-def]
+    return check_row(values, CAMPAIGN, default_region="CN")
+
+
+def test_a_national_number_is_normalised_with_the_default_region() -> None:
+    contact = check(phone="138 0000 1001", name=" 王小明 ", order_id="A1")
+    assert (contact.phone, contact.name, contact.context) == (
+        "+8613800001001",
+        "王小明",
+        {"order_id": "A1"},
+    )
+
+
+def test_priority_defaults_to_the_campaigns() -> None:
+    assert check(phone="13800001001").priority == 3
+    assert check(phone="13800001001", priority="7").priority == 7
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({"phone": ""}, "phone is missing"),
+        ({"phone": "12"}, "phone: "),
+        ({"phone": "+12025550123"}, "phone: US is not an allowed country (CN)"),
+        ({"phone": "13800001001", "timezone": "Mars/Base"}, "timezone: unknown time zone"),
+        ({"phone": "13800001001", "priority": "high"}, "priority: not an integer"),
+        ({"phone": "13800001001", "context": [1]}, "context: must be an object"),
+    ],
+)
+def test_a_bad_row_says_why(values: dict[str, object], reason: str) -> None:
+    with pytest.raises(RowError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        check(**values)
+
+
+def test_csv_rows_are_numbered_by_their_line() -> None:
+    rows = csv_rows("phone,name,order_id\n13800001001,A,o1\n\n13800001002,B,o2\n")
+    assert [row for row, _ in rows] == [2, 4]
+    assert rows[1][1] == {"phone": "13800001002", "name": "B", "order_id": "o2"}
+
+
+def test_a_csv_without_a_phone_column_is_refused() -> None:
+    with pytest.raises(RowError, match="no `phone` column"):
+        csv_rows("name\nA\n")
+
+
+def test_a_row_with_more_values_than_columns_is_refused() -> None:
+    (row,) = csv_rows("phone,name\n13800001001,A,extra\n")
+    with pytest.raises(RowError, match="more values than columns"):
+        check_row(row[1], CAMPAIGN, default_region="CN")
