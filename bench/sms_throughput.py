@@ -53,12 +53,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dialer.http.server import make_web_app
+from dialer.http.sms import add_sms_routes
 from dialer.logs import configure_logging
-from dialer.messaging.providers import SmsComponent
+from dialer.messaging.service import SmsService
 from dialer.store import Store
 from dialer.store.schema import outbound_messages
 from notifiers import OutboundSms, TwilioNotifier
-from tests.integration.sms_support import ACCOUNT_SID, AUTH, all_ready, sms_settings
+from tests.integration.sms_support import ACCOUNT_SID, AUTH, all_ready, sms_service, sms_settings
 from tests.support import REPO, free_port
 
 PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -99,7 +100,7 @@ async def raw_sdk(base_url: str, count: int) -> Rate:
 
 
 @contextlib.asynccontextmanager
-async def daemon(store_url: str, base_url: str) -> AsyncIterator[tuple[str, Store, SmsComponent]]:
+async def daemon(store_url: str, base_url: str) -> AsyncIterator[tuple[str, Store, SmsService]]:
     """The API and the dispatcher of the daemon, in this process."""
     directory = Path(tempfile.mkdtemp())
     settings = sms_settings(
@@ -110,9 +111,9 @@ async def daemon(store_url: str, base_url: str) -> AsyncIterator[tuple[str, Stor
         concurrency=WORKERS,
     )
     store = await Store.open(settings.store.async_url)
-    component = SmsComponent(settings, store, now=lambda: datetime.now(UTC))
+    component = sms_service(settings, store, now=lambda: datetime.now(UTC))
     app = make_web_app(all_ready, max_body_bytes=65536, api_token=AUTH["Authorization"][7:])
-    component.add_routes(app)
+    add_sms_routes(app, component, store)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
@@ -179,7 +180,7 @@ async def sent_count(store: Store) -> int:
         return int(await conn.scalar(query.select_from(outbound_messages)) or 0)
 
 
-def sent_so_far(component: SmsComponent) -> int:
+def sent_so_far(component: SmsService) -> int:
     """Messages saved as sent, from the dispatcher's counter (bumped after the write commits),
     so that watching for the end puts no load on the store being measured."""
     return 0 if component.dispatcher is None else component.dispatcher.counters.sent
