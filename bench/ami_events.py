@@ -133,7 +133,7 @@ async def main() -> None:
     bare, ours = statistics.median(bare_rates), statistics.median(our_rates)
     print(f"panoramisk data_received + '*' callback: {bare:9,.0f} events/s (median of {ROUNDS})")
     print(
-        f"dialer.pbx.client + campaign CallRouter:       {ours:9,.0f} events/s (median of {ROUNDS})"
+        f"dialer.pbx + campaign CallRouter:              {ours:9,.0f} events/s (median of {ROUNDS})"
     )
     print(f"ratio ours / panoramisk: {ours / bare:.2f}x  (target >= 0.8x)")
 
