@@ -19,6 +19,7 @@ class Outcome(StrEnum):
     CONGESTION = "congestion"
     UNAVAILABLE = "unavailable"
     FAILED = "failed"
+    REJECTED = "rejected"
     ABANDONED = "abandoned"
     UNKNOWN = "unknown"
 

@@ -21,7 +21,7 @@ What the lab PBX (Asterisk 22.10.1, `lab/README.md`) sends for each customer, an
     1002 busy       Failure / 5        BUSY          0 / 17                busy
     1003 no answer  Failure / 3        (none)       19 / 19                no_answer
     1004 congested  Failure / 8        CONGESTION    0 / 34                congestion
-    1006 rejects    Failure / 0        NOANSWER     21 / 21                failed
+    1006 rejects    Failure / 0        NOANSWER     21 / 21                rejected
     1007 absent     Failure / 0        CHANUNAVAIL  20 / 20                unavailable
     1234 no such    Failure / 0        NOANSWER      1 / 1                 unavailable
     abc  no route   Failure / 0        (none)        0 / 0                 failed
@@ -37,9 +37,8 @@ The rules, first match wins:
 3. Reason 0 (and 1, 2, anything else) says only "not answered": the Hangup cause decides, read on
    the other leg first (the ;1 leg says 0 for busy and congestion), 0 and 16 saying nothing:
    1 unallocated, 3 no route, 20 subscriber absent `unavailable`; 17 `busy`; 18, 19 `no_answer`;
-   21 call rejected `failed` (DESIGN: Reason 0 is "failed or rejected"; a rejection is the
-   customer's doing, not an absence, so it takes the retry rule of `failed`, not that of
-   `unavailable` or `no_answer`); 34, 38, 42 `congestion`.
+   21 call rejected `rejected` (the customer's doing, not an absence: its own retry rule, none
+   by default); 34, 38, 42 `congestion`.
 4. Else the Originate's DialEnd DialStatus: BUSY `busy`, CONGESTION `congestion`, CHANUNAVAIL
    `unavailable`, NOANSWER `no_answer`, DONTCALL/TORTURE/INVALIDARGS `failed` (CANCEL says
    nothing).
@@ -250,7 +249,7 @@ _CAUSE_OUTCOMES = {
     17: Outcome.BUSY,  # user busy
     18: Outcome.NO_ANSWER,  # no user responding
     19: Outcome.NO_ANSWER,  # user alerting, no answer
-    21: Outcome.FAILED,  # call rejected
+    21: Outcome.REJECTED,  # call rejected
     34: Outcome.CONGESTION,  # no circuit/channel available
     38: Outcome.CONGESTION,  # network out of order
     42: Outcome.CONGESTION,  # switching equipment congestion

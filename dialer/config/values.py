@@ -25,8 +25,8 @@ TEMPLATE_PLACEHOLDERS = ("customer_name", "order_id", "stage", "signature", "tra
                          "opt_out_hint")  # fmt: skip
 GATEWAY_PLACEHOLDERS = ("phone", "body", "message_id", "order_id", "stage")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-RetryOutcome = Literal["busy", "no_answer", "congestion", "unavailable", "failed", "abandoned",
-                       "unknown"]  # fmt: skip
+RetryOutcome = Literal["busy", "no_answer", "congestion", "unavailable", "failed", "rejected",
+                       "abandoned", "unknown"]  # fmt: skip
 
 # ----------------------------------------------------------------------------- value types
 

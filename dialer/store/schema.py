@@ -122,6 +122,7 @@ outbound_messages = sa.Table(
     sa.Column("error_code", sa.String, nullable=True),
     *_timestamps(),
     sa.Column("sent_at", UtcDateTime(), nullable=True),
+    sa.Column("replayed_at", UtcDateTime(), nullable=True),
     sa.UniqueConstraint("order_id", "stage"),
     _one_of("status", MESSAGE_STATUSES),
     sa.Index(None, "status", "next_attempt_at"),
@@ -180,6 +181,7 @@ attempts = sa.Table(
     sa.Column("dial_status", sa.String, nullable=True),
     sa.Column("hangup_cause", sa.Integer, nullable=True),
     sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Column("agent_wait_s", sa.Float, nullable=True),
     _one_of("outcome", CALL_OUTCOMES),
     sa.Index(None, "campaign_id", "outcome"),
 )

@@ -47,8 +47,8 @@ class RefusalCallbackCampaign(CampaignBase):
         " abandoned 120 3, unknown 300 2"
     )
     """Outcome -> {delay_s, max_attempts}; replaces the default as a whole (an outcome not
-    listed is not retried). Outcomes: busy, no_answer, congestion, unavailable, failed,
-    abandoned, unknown."""
+    listed is not retried). Outcomes: busy, no_answer, congestion, unavailable, failed, rejected
+    (the customer rejected the call; not retried by default), abandoned, unknown."""
     max_total_attempts: Count = 3
     """At most this many attempts per contact, whatever their outcomes."""
     priority: int = 0

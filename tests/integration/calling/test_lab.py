@@ -133,7 +133,7 @@ async def test_each_lab_customer_gets_its_outcome_from_a_real_call(tmp_path: Pat
         "1002": "busy",
         "1003": "no_answer",
         "1004": "congestion",
-        "1006": "failed",
+        "1006": "rejected",
         "1007": "unavailable",
         "1234": "unavailable",
     }

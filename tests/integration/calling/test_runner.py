@@ -92,7 +92,7 @@ async def test_each_lab_behaviour_gets_its_outcome(store: Store) -> None:
         "1002": ["busy"],
         "1003": ["no_answer"],
         "1004": ["congestion"],
-        "1006": ["failed"],
+        "1006": ["rejected"],
         "1007": ["unavailable"],
         "1234": ["unavailable"],
     }

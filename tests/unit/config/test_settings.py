@@ -426,7 +426,7 @@ def test_unknown_retry_outcome_is_rejected() -> None:
 
     assert problems(text) == [
         "c.yaml:11: campaigns.refusal.retry.hung_up: Input should be 'busy', 'no_answer', "
-        "'congestion', 'unavailable', 'failed', 'abandoned' or 'unknown'"
+        "'congestion', 'unavailable', 'failed', 'rejected', 'abandoned' or 'unknown'"
     ]
 
 
