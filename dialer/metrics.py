@@ -25,6 +25,7 @@ NO_PROVIDER = "none"
 """The `provider` label of a message that died before any provider was called."""
 
 _LAG_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_AGENT_WAIT_BUCKETS_S = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 _LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -58,8 +59,15 @@ class Metrics:
         )
         self.calls_abandoned = Counter(
             "outreach_calls_abandoned",
-            "Calls answered with no agent in time (outcome abandoned).",
+            "Calls answered with no agent in time: never (outcome abandoned) or after 2 s.",
             ["campaign"],
+            registry=r,
+        )
+        self.call_agent_wait = Histogram(
+            "outreach_call_agent_wait_seconds",
+            "From the answer to an agent taking the call (calls into an agent queue).",
+            ["campaign"],
+            buckets=_AGENT_WAIT_BUCKETS_S,
             registry=r,
         )
         self.call_abandon_ratio = Gauge(
@@ -159,13 +167,23 @@ class Metrics:
 
     # -- calls -------------------------------------------------------------------------------
 
-    def call_finished(self, campaign: str, outcome: str) -> None:
-        """A call was settled: count it, and update the campaign's abandon ratio."""
+    def call_finished(
+        self,
+        campaign: str,
+        outcome: str,
+        *,
+        agent_wait_s: float | None = None,
+        late: bool = False,
+    ) -> None:
+        """A call was settled: count it, and update the campaign's abandon ratio. A call an agent
+        took `late` (past the 2 s of the rules) is answered, but abandoned for the ratio."""
         self.calls_finished.labels(campaign=campaign, outcome=outcome).inc()
+        if agent_wait_s is not None:
+            self.call_agent_wait.labels(campaign=campaign).observe(agent_wait_s)
         if outcome not in ("answered", "abandoned"):
             return
         counts = self._abandon.setdefault(campaign, _AbandonCounts())
-        if outcome == "abandoned":
+        if outcome == "abandoned" or late:
             counts.abandoned += 1
             self.calls_abandoned.labels(campaign=campaign).inc()
         else:

@@ -10,7 +10,8 @@ Every Originate we send uses the attempt id as its ActionID *and* its ChannelId,
 So one dict lookup finds the call, whichever campaign placed it; events of other calls cost a
 few lookups and nothing else. A matched event is folded into the call's `CallObservation`
 (`dialer.calling.classify`); the call's `answered` and `finished` events are set as soon as
-that is true. Queue events go to the listener that takes them (the campaign service).
+that is true. Queue and agent events (`Queue*`, `Agent*`) also go to the listener that takes
+them (the campaign service, for the queues whose free agents gate dialling).
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ class CallRouter:
                 if result is not None:
                     await result
             return
-        if name.startswith("Queue"):
+        if name.startswith(("Queue", "Agent")):
             for listener in self._queue_listeners:
                 listener(event)
         calls = self._calls

@@ -30,9 +30,11 @@ The rules, first match wins:
 
 1. Answered (OriginateResponse Success / Reason 4, or the Originate's own DialEnd ANSWER):
    `unknown` if the AMI link was lost before the call finished; `abandoned` if the call went
-   straight to an agent queue (`routed_to_queue=True`) and no agent connected within
-   `abandon_after_s` (2 s) of the answer (never connected counts too, also when the customer hung
-   up first); else `answered`.
+   straight to an agent queue (`routed_to_queue=True`) and no agent ever took it (also when the
+   customer hung up first); else `answered`. A call an agent took is answered however long it
+   waited: the customer was served and is not called again. How long it waited
+   (`agent_wait_s`) is kept; past `abandon_after_s` (2 s) it counts against the abandon rate
+   (`reached_agent_late`), as the rules on abandoned calls measure them.
 2. Reason 5 `busy`, 3 `no_answer`, 8 `congestion`.
 3. Reason 0 (and 1, 2, anything else) says only "not answered": the Hangup cause decides, read on
    the other leg first (the ;1 leg says 0 for busy and congestion), 0 and 16 saying nothing:
@@ -58,11 +60,13 @@ from dialer.outcomes import Outcome
 __all__ = [
     "ABANDON_AFTER_S",
     "CallObservation",
+    "agent_wait_s",
     "classify",
     "is_abandoned",
     "is_finished",
     "observe",
     "observe_link_lost",
+    "reached_agent_late",
 ]
 
 ABANDON_AFTER_S = 2.0
@@ -283,19 +287,29 @@ def _originate_failed(observation: CallObservation) -> bool:
     return (observation.originate_response or "").lower() == "failure"
 
 
-def is_abandoned(observation: CallObservation, *, abandon_after_s: float = ABANDON_AFTER_S) -> bool:
-    """Answered, and no agent connected within `abandon_after_s` of the answer (or ever).
+def is_abandoned(observation: CallObservation) -> bool:
+    """Answered, and no agent ever took the call.
 
     Meaningful only for a call sent straight to an agent queue; `classify` asks it only then.
-    An agent connection whose delay cannot be timed (no `answered_at`) is given the benefit.
     """
-    if not _was_answered(observation):
-        return False
-    if observation.agent_connected_at is None:
-        return True
-    if observation.answered_at is None:
-        return False
-    return observation.agent_connected_at - observation.answered_at > abandon_after_s
+    return _was_answered(observation) and observation.agent_connected_at is None
+
+
+def agent_wait_s(observation: CallObservation) -> float | None:
+    """Seconds from the answer to an agent taking the call; None when none did (or when the
+    answer was not timed)."""
+    if observation.agent_connected_at is None or observation.answered_at is None:
+        return None
+    return max(0.0, observation.agent_connected_at - observation.answered_at)
+
+
+def reached_agent_late(
+    observation: CallObservation, *, abandon_after_s: float = ABANDON_AFTER_S
+) -> bool:
+    """An agent took the call, but later than `abandon_after_s` after the answer: answered for
+    the contact, an abandoned call for the abandon rate."""
+    wait_s = agent_wait_s(observation)
+    return wait_s is not None and wait_s > abandon_after_s
 
 
 def _not_answered_outcome(observation: CallObservation) -> Outcome | None:
@@ -308,21 +322,16 @@ def _not_answered_outcome(observation: CallObservation) -> Outcome | None:
     return _DIAL_STATUS_OUTCOMES.get((observation.dial_status or "").upper())
 
 
-def classify(
-    observation: CallObservation,
-    *,
-    routed_to_queue: bool = False,
-    abandon_after_s: float = ABANDON_AFTER_S,
-) -> Outcome:
+def classify(observation: CallObservation, *, routed_to_queue: bool = False) -> Outcome:
     """The outcome word for this call (rules in the module docstring). Never raises.
 
     `routed_to_queue`: the answered call went straight to an agent queue (a VIP campaign), so it
-    is `abandoned` without an agent within `abandon_after_s`. An IVR destination is not.
+    is `abandoned` when no agent ever took it. An IVR destination is not.
     """
     if _was_answered(observation):
         if observation.link_lost and not is_finished(observation):
             return Outcome.UNKNOWN
-        if routed_to_queue and is_abandoned(observation, abandon_after_s=abandon_after_s):
+        if routed_to_queue and is_abandoned(observation):
             return Outcome.ABANDONED
         return Outcome.ANSWERED
     proven = _not_answered_outcome(observation)

@@ -201,6 +201,8 @@ class Settlement:
     dial_status: str | None = None
     hangup_cause: int | None = None
     duration_s: float | None = None
+    agent_wait_s: float | None = None
+    """Seconds from the answer to an agent taking the call (calls into an agent queue)."""
 
 
 class CampaignRepository(Protocol):

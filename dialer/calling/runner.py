@@ -172,15 +172,15 @@ class CampaignRunner:
 
     def update_cap(self) -> None:
         """Concurrency cap: the campaign's, less calls followed without a slot (recovered after
-        a restart); a VIP campaign's is also held to free agents plus the calls they have."""
+        a restart). A campaign that dials per free agent is also held to the agents free for
+        it: free ones, plus those its own calls are engaged with or waiting for."""
         allowed = self.campaign.max_concurrent_calls
         if self.agent_queue is not None:
-            with_agent = sum(
-                1
-                for call in self.router.calls.values()
-                if call.campaign == self.name and call.with_agent
-            )
-            allowed = min(allowed, self.agent_queue.free_agents + with_agent)
+            ours = [
+                call.attempt_id for call in self.router.calls.values() if call.campaign == self.name
+            ]
+            held = self.agent_queue.engaged(ours) + self.agent_queue.waiting_unassigned(ours)
+            allowed = min(allowed, self.agent_queue.free_agents + held)
         allowed = max(0, allowed - len(self._unpaced))
         if allowed != self.pacer.max_concurrent:
             self.pacer.set_max_concurrent(allowed)
@@ -337,6 +337,8 @@ class CampaignRunner:
             self.metrics.calls_in_flight.labels(campaign=self.name).dec()
             self.router.forget(call.attempt_id)
             self.calls.pop(call.attempt_id, None)
+            if self.agent_queue is not None:
+                self.agent_queue.call_ended(call.attempt_id)
             if call.attempt_id in self._unpaced:
                 self._unpaced.discard(call.attempt_id)
             else:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dialer.calling.calls import Call
-from dialer.calling.classify import classify
+from dialer.calling.classify import agent_wait_s, classify, reached_agent_late
 from dialer.calling.ports import CampaignRepository, NextStep, Settlement
 from dialer.calling.rules import disposition_from, next_step
 from dialer.config import Campaign
@@ -47,6 +47,7 @@ async def settle_call(
         dial_status=observation.dial_status,
         hangup_cause=causes[0] if causes else observation.channel_cause,
         duration_s=duration_s,
+        agent_wait_s=agent_wait_s(observation),
     )
     facts = await repository.attempt_facts(call.attempt_id, outcome)
     if facts is None:
@@ -62,8 +63,18 @@ async def settle_call(
     due_at = ended_at + timedelta(seconds=step.delay_s or 0) if step.state == "pending" else None
     if not await repository.settle(settlement, step, next_attempt_at=due_at):
         return None
-    log.info("call.finished", outcome=outcome.value, duration_s=duration_s)
-    metrics.call_finished(call.campaign, outcome.value)
+    log.info(
+        "call.finished",
+        outcome=outcome.value,
+        duration_s=duration_s,
+        agent_wait_s=settlement.agent_wait_s,
+    )
+    metrics.call_finished(
+        call.campaign,
+        outcome.value,
+        agent_wait_s=settlement.agent_wait_s,
+        late=reached_agent_late(observation),
+    )
     if due_at is not None:
         log.info(
             "call.retry_scheduled",

@@ -2,7 +2,7 @@
 
 Columns: attempt_id, contact_id, name, phone (masked unless `show_numbers`), started_at,
 answered_at, ended_at (ISO 8601, UTC), outcome (empty while in flight), disposition,
-duration_s, reason_code, dial_status, hangup_cause.
+duration_s, agent_wait_s (calls into an agent queue), reason_code, dial_status, hangup_cause.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ COLUMNS = (
     "outcome",
     "disposition",
     "duration_s",
+    "agent_wait_s",
     "reason_code",
     "dial_status",
     "hangup_cause",

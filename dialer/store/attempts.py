@@ -129,6 +129,7 @@ class AttemptStore:
             "dial_status": settlement.dial_status,
             "hangup_cause": settlement.hangup_cause,
             "duration_s": settlement.duration_s,
+            "agent_wait_s": settlement.agent_wait_s,
         }
         if settlement.disposition is not None:
             values["disposition"] = settlement.disposition

@@ -67,6 +67,7 @@ class CampaignReportStore:
                 attempts.c.outcome,
                 attempts.c.disposition,
                 attempts.c.duration_s,
+                attempts.c.agent_wait_s,
                 attempts.c.reason_code,
                 attempts.c.dial_status,
                 attempts.c.hangup_cause,

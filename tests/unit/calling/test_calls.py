@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from dialer.calling.calls import Call, CallRouter
 from dialer.calling.queues import AgentQueue
 
@@ -92,8 +94,9 @@ def test_member_events_keep_the_count_current() -> None:
 def test_a_caller_waiting_takes_a_free_agent() -> None:
     queue = AgentQueue("agents")
     queue.reset([member("A"), member("B")])
-    queue.handle({"Event": "QueueCallerJoin", "Queue": "agents", "Count": "1"})
+    queue.handle({"Event": "QueueCallerJoin", "Queue": "agents", "Uniqueid": "c1", "Count": "1"})
     assert queue.free_agents == 1
+    assert queue.waiting_unassigned(["c1", "c2"]) == 1
 
 
 def test_nothing_is_free_while_the_queue_is_unknown() -> None:
@@ -108,3 +111,84 @@ def test_events_of_another_queue_are_ignored() -> None:
     queue.reset([member("A")])
     queue.handle({**member("A", status="2", event="QueueMemberStatus"), "Queue": "other"})
     assert queue.free_agents == 1
+
+
+def agent_event(name: str, caller: str, interface: str) -> dict[str, str]:
+    return {
+        "Event": name,
+        "Queue": "agents",
+        "Uniqueid": caller,
+        "Linkedid": caller,
+        "Interface": interface,
+        "MemberName": interface,
+    }
+
+
+def in_use(interface: str) -> dict[str, str]:
+    return member(interface, status="2", event="QueueMemberStatus")
+
+
+CONNECT_FIRST = [
+    agent_event("AgentCalled", "c1", "A"),
+    agent_event("AgentConnect", "c1", "A"),
+    in_use("A"),
+]
+STATUS_FIRST = [
+    agent_event("AgentCalled", "c1", "A"),
+    in_use("A"),
+    agent_event("AgentConnect", "c1", "A"),
+]
+
+
+@pytest.mark.parametrize(
+    "events", [CONNECT_FIRST, STATUS_FIRST], ids=["connect-first", "status-first"]
+)
+def test_an_agent_taken_by_a_caller_is_counted_once_whatever_the_event_order(
+    events: list[dict[str, str]],
+) -> None:
+    queue = AgentQueue("agents")
+    queue.reset([member("A"), member("B")])
+    seen = []
+    for event in events:
+        queue.handle(event)
+        seen.append((queue.free_agents, queue.engaged(["c1"])))
+    assert seen == [(1, 1), (1, 1), (1, 1)]
+
+
+def test_an_agent_is_free_again_once_the_caller_left_it() -> None:
+    queue = AgentQueue("agents")
+    queue.reset([member("A"), member("B")])
+    for event in CONNECT_FIRST:
+        queue.handle(event)
+    queue.handle(agent_event("AgentComplete", "c1", "A"))
+    assert (queue.free_agents, queue.engaged(["c1"])) == (1, 0)  # A still says in use
+    queue.handle(member("A", status="1", event="QueueMemberStatus"))
+    assert queue.free_agents == 2
+
+
+def test_an_offer_the_agent_does_not_answer_puts_the_caller_back_waiting() -> None:
+    queue = AgentQueue("agents")
+    queue.reset([member("A"), member("B")])
+    queue.handle({"Event": "QueueCallerJoin", "Queue": "agents", "Uniqueid": "c1"})
+    queue.handle(agent_event("AgentCalled", "c1", "A"))
+    assert (queue.free_agents, queue.waiting_unassigned(["c1"])) == (1, 0)
+    queue.handle(agent_event("AgentRingNoAnswer", "c1", "A"))
+    assert (queue.free_agents, queue.waiting_unassigned(["c1"])) == (1, 1)
+
+
+def test_a_call_that_ended_releases_what_it_held_even_without_the_events() -> None:
+    queue = AgentQueue("agents")
+    queue.reset([member("A"), member("B")])
+    queue.handle(agent_event("AgentConnect", "c1", "A"))
+    queue.call_ended("c1")
+    assert queue.engaged(["c1"]) == 0
+    assert queue.free_agents == 2
+
+
+def test_a_reset_reads_the_callers_waiting_from_the_queue_entries() -> None:
+    queue = AgentQueue("agents")
+    queue.reset(
+        [member("A"), member("B"), {"Event": "QueueEntry", "Queue": "agents", "Uniqueid": "c9"}]
+    )
+    assert queue.free_agents == 1
+    assert queue.waiting_unassigned(["c9"]) == 1

@@ -18,11 +18,13 @@ from hypothesis import strategies as st
 from dialer.calling.classify import (
     ABANDON_AFTER_S,
     CallObservation,
+    agent_wait_s,
     classify,
     is_abandoned,
     is_finished,
     observe,
     observe_link_lost,
+    reached_agent_late,
 )
 from dialer.config.values import RetryOutcome
 from dialer.outcomes import CALL_OUTCOMES, Outcome
@@ -312,12 +314,14 @@ def test_a_call_still_up_is_not_finished() -> None:
 # ------------------------------------------------------------------------------- abandonment
 
 
-def test_call_into_queue_without_an_agent_within_2_s_is_abandoned() -> None:
+def test_call_an_agent_took_late_is_answered_and_counted_late() -> None:
     late_agent = [*queued_answer("1005"), *agent_answers("1005", at=3.1)]
     observation = fold([*late_agent, *customer_hangs_up("1005", at=12.0)])
 
-    assert is_abandoned(observation)
-    assert classify(observation, routed_to_queue=True) == Outcome.ABANDONED
+    assert not is_abandoned(observation)
+    assert classify(observation, routed_to_queue=True) == Outcome.ANSWERED
+    assert agent_wait_s(observation) == pytest.approx(3.1 - 0.011)
+    assert reached_agent_late(observation)
 
 
 def test_call_into_queue_that_no_agent_ever_took_is_abandoned() -> None:
@@ -327,11 +331,12 @@ def test_call_into_queue_that_no_agent_ever_took_is_abandoned() -> None:
     assert classify(observation, routed_to_queue=True) == Outcome.ABANDONED
 
 
-def test_agent_connected_exactly_at_the_limit_is_not_abandoned() -> None:
+def test_agent_connected_exactly_at_the_limit_is_not_late() -> None:
     at_limit = 0.011 + ABANDON_AFTER_S
     observation = fold([*queued_answer("1005"), *agent_answers("1005", at=at_limit)])
 
     assert not is_abandoned(observation)
+    assert not reached_agent_late(observation)
 
 
 def test_an_agent_leg_entering_the_bridge_counts_as_the_agent_connecting() -> None:
@@ -355,10 +360,11 @@ def test_answered_call_to_an_ivr_is_never_abandoned() -> None:
     assert classify(observation) == Outcome.ANSWERED
 
 
-def test_abandon_limit_can_be_changed() -> None:
-    observation = fold([*QUEUED_1005])
+def test_the_late_limit_can_be_changed() -> None:
+    observation = fold([*queued_answer("1005"), *agent_answers("1005", at=1.0)])
 
-    assert classify(observation, routed_to_queue=True, abandon_after_s=0.5) == Outcome.ABANDONED
+    assert reached_agent_late(observation, abandon_after_s=0.5)
+    assert not reached_agent_late(observation)
 
 
 # ---------------------------------------------------------------------------- link lost
@@ -507,13 +513,11 @@ observations = st.builds(
 )
 
 
-@given(observations, st.booleans(), st.floats(min_value=0, max_value=60))
+@given(observations, st.booleans())
 def test_classify_always_returns_an_outcome(
-    observation: CallObservation, routed_to_queue: bool, abandon_after_s: float
+    observation: CallObservation, routed_to_queue: bool
 ) -> None:
-    outcome = classify(
-        observation, routed_to_queue=routed_to_queue, abandon_after_s=abandon_after_s
-    )
+    outcome = classify(observation, routed_to_queue=routed_to_queue)
 
     assert isinstance(outcome, Outcome)
 
