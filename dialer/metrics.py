@@ -45,6 +45,12 @@ class Metrics:
         self.calls_originated = Counter(
             "outreach_calls_originated", "Originates sent to the PBX.", ["campaign"], registry=r
         )
+        self.calls_refused = Counter(
+            "outreach_calls_refused",
+            "Originates the PBX refused (not placed, not an attempt; the campaign backs off).",
+            ["campaign"],
+            registry=r,
+        )
         self.calls_in_flight = Gauge(
             "outreach_calls_in_flight",
             "Calls placed and not settled yet.",

@@ -4,7 +4,7 @@ retry policy, rate limit, fallback. Knows nothing of the daemon (`dialer`).
 A dispatcher composes them, e.g.:
 
     twilio = TwilioNotifier(account_sid=..., auth_token=..., from_number=...)
-    primary = RetryingNotifier(RateLimitedNotifier(twilio, TokenBucket(10, 10)), attempts=3)
+    primary = RetryingNotifier(RateLimitedNotifier(twilio, SendWindow(10)), attempts=3)
     backup = RetryingNotifier(RateLimitedNotifier(OutboxNotifier("var/outbox.jsonl"), ...))
     notifier = FallbackNotifier(primary, backup)
     result = await notifier.send(OutboundSms("msg-42", "+8613812345678", "【店名】您的订单已发货"))
@@ -22,7 +22,7 @@ from notifiers.errors import (
 from notifiers.fallback import FallbackNotifier, should_fall_back
 from notifiers.http import HttpGatewayNotifier, classify_gateway_status, render_body
 from notifiers.outbox import OutboxNotifier
-from notifiers.ratelimit import RateLimitedNotifier, TokenBucket
+from notifiers.ratelimit import Limiter, RateLimitedNotifier, SendWindow, TokenBucket
 from notifiers.retry import (
     Classifier,
     RetryingNotifier,
@@ -37,6 +37,7 @@ __all__ = [
     "Encoding",
     "FallbackNotifier",
     "HttpGatewayNotifier",
+    "Limiter",
     "Notifier",
     "NotifyError",
     "OutboundSms",
@@ -47,6 +48,7 @@ __all__ = [
     "RetryingNotifier",
     "SegmentCount",
     "SendResult",
+    "SendWindow",
     "TokenBucket",
     "TransientError",
     "TwilioNotifier",

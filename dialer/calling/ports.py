@@ -3,7 +3,8 @@
 The calling core owns these; `dialer.pbx` (the AMI) and `dialer.store` (SQL) implement them, and
 the tests' fakes do too. Nothing here does I/O.
 
-- `Pbx`: place a call, read a queue's members, list the channels up. Its errors::
+- `Pbx`: place a call, read a queue's members, list the channels up, read what the dialplan
+  recorded of a call (`db_get`). Its errors::
 
       PbxError
        +-- PbxNotSent       certainly not sent (not logged in, a value unsafe on the wire)
@@ -118,6 +119,10 @@ class Pbx(Protocol):
 
     async def live_channels(self) -> list[LiveChannel]:
         """Every channel up now. Raises a `PbxError`."""
+
+    async def db_get(self, family: str, key: str) -> str | None:
+        """A value the dialplan kept in the PBX's database (AstDB), None when there is none.
+        Raises a `PbxError` when the PBX cannot be asked."""
 
 
 # ----------------------------------------------------------------------------- the repository

@@ -22,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from dialer.calling.admission import Admission
+from dialer.calling.backoff import RefusalBackoff
 from dialer.calling.calls import Call, CallRouter
 from dialer.calling.dnc import DncList
 from dialer.calling.originate import originate_request
@@ -39,7 +40,7 @@ from dialer.calling.ports import (
     PbxRefused,
 )
 from dialer.calling.queues import AgentQueue
-from dialer.calling.settle import record_disposition, settle_call
+from dialer.calling.settle import record_disposition, settle_call, wait_for_end
 from dialer.clock import Clock, Sleep
 from dialer.config import Campaign
 from dialer.logs import bind_context, get_logger, unbind_context
@@ -58,6 +59,9 @@ class RunnerOptions:
     """OriginateResponse due within ring_timeout_s + this, or the attempt is `unknown`."""
     max_call_s: float = 4 * 3600.0
     not_sent_retry_s: float = 30.0
+    refused_backoff_initial_s: float = 1.0
+    refused_backoff_max_s: float = 60.0
+    """While the PBX refuses Originates: the first wait, doubled per refusal up to this."""
     default_region: str = "CN"
 
 
@@ -101,6 +105,9 @@ class CampaignRunner:
             campaign.max_concurrent_calls,
             clock=lambda: self._now().timestamp(),
             sleep=sleep,
+        )
+        self.refusals = RefusalBackoff(
+            self.options.refused_backoff_initial_s, self.options.refused_backoff_max_s
         )
         self._unpaced: set[str] = set()
         self.holding: set[int] = set()  # contact ids claimed whose attempt is not written yet
@@ -226,6 +233,8 @@ class CampaignRunner:
                 waiting.cancel()
 
     async def _idle_for(self) -> float:
+        if self.refusals.until is not None and self.refusals.holding(self._now()):
+            return max(0.05, (self.refusals.until - self._now()).total_seconds())
         due = await self.repository.next_due_at(self.campaign_id)
         if due is None:
             return self.options.idle_poll_s
@@ -235,6 +244,8 @@ class CampaignRunner:
 
     async def _dial_next(self, stop: asyncio.Event) -> str:
         now = self._now()
+        if self.refusals.holding(now):
+            return "idle"
         contact = await self.repository.claim_next(
             self.campaign_id, owner=self.options.worker_id, now=now, lease_s=self.options.lease_s
         )
@@ -297,14 +308,24 @@ class CampaignRunner:
             await self.repository.withdraw_attempt(attempt_id, contact.id, due_at=due_at, now=now)
             self.log.warning("call.originate_not_sent", attempt_id=attempt_id, reason=str(exc))
             return False
-        except PbxRefused as exc:
-            self.log.warning("call.originate_refused", attempt_id=attempt_id, reason=exc.message)
-            call.observation = replace(call.observation, originate_response="Failure")
-            call.finished.set()
+        except PbxRefused as exc:  # not placed: not an attempt; wait while the PBX refuses
+            self.router.forget(attempt_id)
+            delay_s = self.refusals.refused(self._now(), exc.message)
+            due_at = self._now() + timedelta(seconds=delay_s)
+            await self.repository.withdraw_attempt(attempt_id, contact.id, due_at=due_at, now=now)
+            self.metrics.calls_refused.labels(campaign=self.name).inc()
+            self.log.warning(
+                "call.originate_refused",
+                attempt_id=attempt_id,
+                reason=exc.message,
+                retry_in_s=delay_s,
+            )
+            return False
         except Exception as exc:  # PbxUnconfirmed (or a bug) after sending: follow it anyway
             self.log.warning("call.originate_unconfirmed", attempt_id=attempt_id, reason=str(exc))
         finally:
             unbind_context("campaign", "attempt_id", "contact_id")
+        self.refusals.cleared()
         self.metrics.calls_originated.labels(campaign=self.name).inc()
         self.metrics.calls_in_flight.labels(campaign=self.name).inc()
         task = asyncio.get_running_loop().create_task(self._follow(call))
@@ -324,14 +345,13 @@ class CampaignRunner:
     async def _follow(self, call: Call) -> None:
         bound = self.log.bind(attempt_id=call.attempt_id, contact_id=call.contact_id)
         try:
-            guard_s = self.campaign.ring_timeout_s + self.options.response_margin_s
-            if not await self._within(call.responded, guard_s, call):
-                bound.warning("call.response_missing", waited_s=guard_s)
-                call.link_lost()
-                call.finished.set()
-            if call.answered.is_set():
-                bound.info("call.answered")
-            await self._within(call.finished, self.options.max_call_s, call)
+            await wait_for_end(
+                call,
+                guard_s=self.campaign.ring_timeout_s + self.options.response_margin_s,
+                max_call_s=self.options.max_call_s,
+                timer=self._timer,
+                log=bound,
+            )
             await asyncio.shield(self._settle(call, bound))
         finally:
             self.metrics.calls_in_flight.labels(campaign=self.name).dec()
@@ -346,25 +366,13 @@ class CampaignRunner:
             self.update_cap()
             self.wake()
 
-    async def _within(self, event: asyncio.Event, seconds: float, call: Call) -> bool:
-        """Wait for `event` (or the call's end) at most `seconds` on the injected timer."""
-        if event.is_set() or call.finished.is_set():
-            return event.is_set()
-        waits = [
-            asyncio.ensure_future(event.wait()),
-            asyncio.ensure_future(call.finished.wait()),
-            asyncio.ensure_future(self._timer(seconds)),
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
-        return event.is_set()
-
     async def settle_lost(self, call: Call) -> None:
         """A call the PBX no longer knows (after a restart): settle it as it stands."""
         call.link_lost()
+        await self._settle(call, self.log.bind(attempt_id=call.attempt_id))
+
+    async def settle_ended(self, call: Call) -> None:
+        """A call that ended while nobody followed it (its end folded from the PBX's record)."""
         await self._settle(call, self.log.bind(attempt_id=call.attempt_id))
 
     async def _settle(self, call: Call, bound: Any) -> None:

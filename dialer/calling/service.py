@@ -18,7 +18,7 @@ import socket
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from dialer.calling.calls import CallRouter
+from dialer.calling.calls import Call, CallRouter
 from dialer.calling.contact_import import RowResult, add_rows
 from dialer.calling.dnc import DncList
 from dialer.calling.ports import CampaignReports, CampaignRepository, Pbx, PbxError
@@ -252,7 +252,17 @@ class CampaignService:
         except PbxError as exc:
             log.warning("campaign.reconcile_failed", reason=str(exc))
             return
-        reconcile(list(self.router.calls.values()), live, self.now)
+        try:
+            await reconcile(
+                list(self.router.calls.values()),
+                live,
+                pbx=self.pbx,
+                now=self.now,
+                on_digit=self._recorded_digit,
+            )
+        except PbxError as exc:  # the next login tries again; the calls keep their state
+            log.warning("campaign.reconcile_failed", reason=str(exc))
+            return
         for runner in list(self.runners.values()):
             await self._recover(runner, live)
 
@@ -272,10 +282,14 @@ class CampaignService:
             runner,
             live,
             repository=self.repository,
+            pbx=self.pbx,
             tracked=self.router.calls,
             worker_id=self.options.worker_id,
             now=self.now,
         )
+
+    async def _recorded_digit(self, call: Call, digit: str) -> None:
+        await self._on_disposition(call.attempt_id, {"Digit": digit, "Campaign": call.campaign})
 
     async def _on_disposition(self, attempt_id: str, event: Mapping[str, str]) -> None:
         call = self.router.calls.get(attempt_id)

@@ -8,6 +8,7 @@ per attempt). A disposition (IVR digit, agent's word) arrives on its own: `recor
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,10 +17,42 @@ from dialer.calling.calls import Call
 from dialer.calling.classify import agent_wait_s, classify, reached_agent_late
 from dialer.calling.ports import CampaignRepository, NextStep, Settlement
 from dialer.calling.rules import disposition_from, next_step
+from dialer.clock import Sleep
 from dialer.config import Campaign
 from dialer.metrics import Metrics
 
-__all__ = ["record_disposition", "settle_call"]
+__all__ = ["record_disposition", "settle_call", "wait_for_end"]
+
+
+async def wait_for_end(
+    call: Call, *, guard_s: float, max_call_s: float, timer: Sleep, log: Any
+) -> None:
+    """Until the call is finished: its OriginateResponse due within `guard_s` (else the call is
+    given up as unknown, `call.response_missing`), the whole call within `max_call_s`."""
+    if not await _within(call.responded, guard_s, call, timer) and not call.finished.is_set():
+        log.warning("call.response_missing", waited_s=guard_s)
+        call.link_lost()
+        call.finished.set()
+    if call.answered.is_set():
+        log.info("call.answered")
+    await _within(call.finished, max_call_s, call, timer)
+
+
+async def _within(event: asyncio.Event, seconds: float, call: Call, timer: Sleep) -> bool:
+    """Wait for `event` (or the call's end) at most `seconds` on the injected timer."""
+    if event.is_set() or call.finished.is_set():
+        return event.is_set()
+    waits = [
+        asyncio.ensure_future(event.wait()),
+        asyncio.ensure_future(call.finished.wait()),
+        asyncio.ensure_future(timer(seconds)),
+    ]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+    return event.is_set()
 
 
 async def settle_call(

@@ -57,6 +57,7 @@ async def campaign_status(
     )
     if runner.agent_queue is not None:
         summary["free_agents"] = runner.agent_queue.free_agents
+    summary["pbx_refusing"] = runner.refusals.as_dict()
     summary["live_calls"] = live_calls(calls, now)
     summary["recent_attempts"] = [
         {

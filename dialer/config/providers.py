@@ -36,7 +36,8 @@ from dialer.config.yaml_file import (
 
 class _Provider(Section):
     messages_per_second: Annotated[float, Field(gt=0)] = 10
-    """Rate limit of this provider."""
+    """Rate limit of this provider: at most floor(this) sends start in any one second (below 1:
+    one every 1/this seconds), also right after a restart (the first second waits)."""
 
 
 class OutboxProvider(_Provider):

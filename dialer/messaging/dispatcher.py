@@ -282,7 +282,7 @@ class Dispatcher:
         log.warning("sms.dead", reason=reason, code=code, error=error)
 
     def _too_old(self, message: ClaimedMessage, at: datetime) -> bool:
-        return (at - message.created_at).total_seconds() > self.policy.max_age_s
+        return (at - message.age_from).total_seconds() > self.policy.max_age_s
 
     def _callback_url(self, message_id: int) -> str | None:
         if not self.status_callback_url:

@@ -128,7 +128,8 @@ class ClaimedMessage:
     phone: str
     body: str
     attempts: int
-    created_at: datetime
+    age_from: datetime
+    """When `max_age_s` started counting: queued, or replayed from the dead letters."""
     opted_out: bool
 
 

@@ -11,8 +11,9 @@ session is bound to it)::
       Retrying(RateLimited(primary,  bucket)), in_process_attempts within in_process_max_s
       Retrying(RateLimited(fallback, bucket)))
 
-Each provider has its own token bucket (`messages_per_second`). `sleep` and `clock` are
-injectable, so tests never wait through a backoff or a rate limit.
+Each provider has its own `SendWindow` (`messages_per_second`, a cap over every second, held
+also right after a restart). `sleep` and `clock` are injectable, so tests never wait through a
+backoff or a rate limit.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from notifiers import (
     RateLimitedNotifier,
     RetryingNotifier,
     SendResult,
-    TokenBucket,
+    SendWindow,
     TwilioNotifier,
 )
 
@@ -138,7 +139,7 @@ async def build_notifier(
     async def layer(name: str) -> Notifier:
         provider = notifications.providers[name]
         rate = provider.messages_per_second
-        bucket = TokenBucket(rate, max(1.0, rate), clock=clock, sleep=sleep)
+        bucket = SendWindow(rate, clock=clock, sleep=sleep)
         return RetryingNotifier(
             RateLimitedNotifier(TimedNotifier(make_provider(name, provider), timed), bucket),
             attempts=retry.in_process_attempts,

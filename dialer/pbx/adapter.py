@@ -87,6 +87,21 @@ class AmiPbx:
             if item.get("Event") == "CoreShowChannel"
         ]
 
+    async def db_get(self, family: str, key: str) -> str | None:
+        try:
+            with translated():
+                answer = await self.client.send(
+                    {"Action": "DBGet", "Family": family, "Key": key}, as_list=True
+                )
+        except PbxRefused as exc:
+            if "not found" in exc.message.lower():
+                return None
+            raise
+        for item in _items(answer):
+            if item.get("Event") == "DBGetResponse" and item.get("Key") == key:
+                return str(item.get("Val", ""))
+        return None
+
 
 def _items(answer: Any) -> list[Any]:
     return list(answer) if isinstance(answer, list) else [answer]

@@ -68,7 +68,7 @@ _CLAIM = (
         _m.phone,
         _m.body,
         _m.attempts,
-        _m.created_at,
+        sa.func.coalesce(_m.replayed_at, _m.created_at).label("age_from"),
     )
 )
 # Read in the claim's transaction: the number may have opted out since it was queued. (Not a
@@ -174,7 +174,7 @@ class OutboxStore:
                 row.phone,
                 row.body,
                 row.attempts,
-                row.created_at,
+                row.age_from,
                 row.phone in opted_out,
             )
             for row in rows
@@ -260,7 +260,8 @@ class OutboxStore:
         return None if row is None else DeliveryReport(row.stage, row.provider)
 
     async def replay_dead(self, message_id: int, *, now: datetime) -> bool:
-        """A dead message queued again, due now, its age counted anew. False: no such dead row."""
+        """A dead message queued again, due now; `max_age_s` counts from now (`replayed_at`),
+        `created_at` stays when it was first queued. False: no such dead row."""
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 outbound_messages.update()
@@ -268,7 +269,7 @@ class OutboxStore:
                 .values(
                     status="queued",
                     next_attempt_at=now,
-                    created_at=now,
+                    replayed_at=now,
                     updated_at=now,
                     last_error=sa.literal("replayed; was ") + _m.last_error,
                 )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dialer.calling.ports import LiveChannel, OriginateRequest, PbxNotSent
+from dialer.calling.ports import LiveChannel, OriginateRequest, PbxNotSent, PbxRefused
 from dialer.config import Settings, parse_settings
 
 BASE = """\
@@ -126,6 +126,10 @@ class FakePbx:
     handler: Callable[[Mapping[str, str]], Awaitable[None]] | None = None
     logged_in: bool = True
     originated: list[OriginateRequest] = field(default_factory=list)
+    records: dict[tuple[str, str], str] = field(default_factory=dict)
+    """AstDB: (family, key) -> value, as the dialplan's outreach-record writes them."""
+    refusals: list[str] = field(default_factory=list)
+    """Messages of the next Originates the PBX refuses (Response: Error), one each."""
     hold: bool = False
     """True: events wait until `release()` (calls stay up)."""
     live: list[dict[str, str]] = field(default_factory=list)
@@ -141,6 +145,8 @@ class FakePbx:
     async def originate(self, request: OriginateRequest) -> None:
         if not self.logged_in:
             raise PbxNotSent("fake link down")
+        if self.refusals:
+            raise PbxRefused(self.refusals.pop(0))
         self.originated.append(request)
         self.sent.set()
         self.up_now += 1
@@ -170,6 +176,9 @@ class FakePbx:
 
     async def queue_status(self, queue: str) -> list[Mapping[str, str]]:
         return list(self.queue_members)
+
+    async def db_get(self, family: str, key: str) -> str | None:
+        return self.records.get((family, key))
 
     async def live_channels(self) -> list[LiveChannel]:
         return [

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifiers import OutboundSms, RateLimitedNotifier, TokenBucket
+from notifiers import OutboundSms, RateLimitedNotifier, SendWindow, TokenBucket
 from tests.fakes.clock import FakeClock, RecordingSleep
 from tests.fakes.notifier import ScriptedNotifier
 
@@ -114,3 +114,84 @@ async def test_a_rate_limited_notifier_takes_a_token_per_send() -> None:
     assert notifier.name == "twilio"
     await notifier.close()
     assert inner.closed == 1
+
+
+# ------------------------------------------------------------------------------ the send window
+
+
+def window(rate_per_s: float, **options: bool) -> tuple[SendWindow, FakeClock, RecordingSleep]:
+    clock = FakeClock()
+    sleep = RecordingSleep(clock)
+    return SendWindow(rate_per_s, clock=clock, sleep=sleep, **options), clock, sleep
+
+
+def most_in_any_window(starts: list[float], window_s: float) -> int:
+    """The most starts in any half-open window [t, t + window_s)."""
+    ordered = sorted(starts)
+    return max(
+        sum(1 for other in ordered if start <= other < start + window_s - 1e-9) for start in ordered
+    )
+
+
+async def test_a_token_bucket_lets_nearly_twice_its_rate_through_its_first_second() -> None:
+    limiter, clock, _ = bucket(rate_per_s=5, burst=5)  # what the daemon used before
+    starts = []
+    for _ in range(10):
+        await limiter.acquire()
+        starts.append(clock())
+    assert most_in_any_window(starts, 1.0) == 9
+
+
+async def test_the_window_holds_its_rate_in_every_second_from_the_start() -> None:
+    limiter, clock, _ = window(5)
+    starts = []
+    for _ in range(23):
+        await limiter.acquire()
+        starts.append(clock())
+    assert most_in_any_window(starts, 1.0) == 5
+
+
+async def test_the_first_second_after_a_restart_is_taken_as_used() -> None:
+    limiter, clock, sleep = window(5)
+    started = clock()
+    await limiter.acquire()
+    assert clock() - started == pytest.approx(1.0)  # another process may have just sent 5
+    assert sleep.delays_s == pytest.approx([1.0])
+
+
+async def test_without_that_assumption_the_first_sends_go_at_once() -> None:
+    limiter, clock, sleep = window(5, full_at_start=False)
+    for _ in range(5):
+        await limiter.acquire()
+    assert sleep.delays_s == []
+
+
+async def test_a_rate_below_one_spaces_single_sends() -> None:
+    limiter, clock, _ = window(0.5, full_at_start=False)
+    started = clock()
+    starts = []
+    for _ in range(4):
+        await limiter.acquire()
+        starts.append(clock() - started)
+    assert starts == pytest.approx([0.0, 2.0, 4.0, 6.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rate=st.floats(min_value=0.2, max_value=50),
+    gaps=st.lists(st.floats(min_value=0, max_value=2), min_size=1, max_size=60),
+)
+def test_no_window_of_a_second_ever_holds_more_than_the_rate(
+    rate: float, gaps: list[float]
+) -> None:
+    async def run() -> list[float]:
+        limiter, clock, _ = window(rate)
+        starts = []
+        for gap in gaps:
+            clock.advance(gap)
+            await limiter.acquire()
+            starts.append(clock())
+        return starts
+
+    starts = asyncio.run(run())
+    assert most_in_any_window(starts, 1.0) <= max(1, int(rate))

@@ -3,6 +3,8 @@ outcomes, retries, dispositions, windows, pause, DNC, recovery. No sleeping: bur
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import pytest
@@ -330,6 +332,68 @@ async def test_after_a_crash_a_call_the_pbx_forgot_is_unknown_and_retried(store:
     assert await states(second) == {number("1001"): ("pending", 1, None)}
 
 
+@pytest.mark.parametrize(
+    ("recorded", "outcome", "state"),
+    [
+        ("answered epoch=1 agent= digit=2", "answered", ("done", 1, "not_at_home")),
+        ("answered epoch=1 agent= digit=", "answered", ("done", 1, None)),
+    ],
+    ids=["with-digit", "no-digit"],
+)
+async def test_after_a_crash_a_call_that_ended_meanwhile_is_settled_from_the_pbx_record(
+    store: Store, recorded: str, outcome: str, state: tuple[str, int, str | None]
+) -> None:
+    clock, pbx = FakeClock(NOW), FakePbx(hold=True)
+    first = await service_for(store, clock, pbx)
+    await add(first, number("1001"))
+    import asyncio
+
+    burst = asyncio.create_task(first.run_until_idle())
+    await pbx.sent.wait()
+    burst.cancel()  # the daemon dies with the call up; the call ends while it is down
+    with pytest.raises(asyncio.CancelledError):
+        await burst
+    attempt_id = pbx.originated[0].channel_id
+    restarted = FakePbx(records={(f"outreach_{NOW:%Y%m%d}", attempt_id): recorded})
+    second = await service_for(store, clock, restarted)
+    await second.run_until_idle()
+    assert await outcomes(second) == {number("1001"): [outcome]}
+    assert await states(second) == {number("1001"): state}
+    assert restarted.originated == []  # not dialled again
+
+
+async def test_after_a_crash_a_vip_call_no_agent_took_is_abandoned_from_the_pbx_record(
+    store: Store,
+) -> None:
+    clock, pbx = FakeClock(NOW), FakePbx(hold=True)
+    vip = f"""
+vip:
+  kind: vip
+  channel: Local/{{number}}@customers
+  agent_queue: agents
+  destination: {{queue: agents}}
+  calling_windows: {WEEK}
+"""
+    pbx.queue_members = [{"Event": "QueueMember", "Queue": "agents", "StateInterface": "A",
+                          "Status": "1", "Paused": "0"}]  # fmt: skip
+    first = await service_for(store, clock, pbx, vip)
+    await add(first, number("1001"), name="vip")
+    import asyncio
+
+    burst = asyncio.create_task(first.run_until_idle())
+    await pbx.sent.wait()
+    burst.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await burst
+    attempt_id = pbx.originated[0].channel_id
+    restarted = FakePbx(
+        records={(f"outreach_{NOW:%Y%m%d}", attempt_id): "answered epoch=1 agent= digit="},
+        queue_members=pbx.queue_members,
+    )
+    second = await service_for(store, clock, restarted, vip)
+    assert await outcomes(second, "vip") == {number("1001"): ["abandoned"]}
+
+
 async def test_after_a_crash_a_call_still_up_is_followed_to_its_end(store: Store) -> None:
     clock, pbx = FakeClock(NOW), FakePbx(hold=True)
     first = await service_for(store, clock, pbx)
@@ -368,3 +432,29 @@ async def test_a_contact_left_dialling_without_an_attempt_is_pending_again(store
     service = await service_for(store, clock, pbx)
     await service.run_until_idle()
     assert await outcomes(service) == {number("1001"): ["answered"]}
+
+
+async def test_an_originate_the_pbx_refuses_is_no_attempt_and_the_campaign_backs_off(
+    store: Store, log_output: io.StringIO
+) -> None:
+    clock, pbx = FakeClock(NOW), FakePbx(refusals=["Asterisk is shutting down"] * 3)
+    service = await service_for(store, clock, pbx)
+    runner = service.runners["refusal"]
+    await add(service, number("1001"))
+    waits = []
+    for _ in range(3):
+        await service.run_until_idle()
+        states_now = await states(service)
+        assert states_now == {number("1001"): ("pending", 0, None)}
+        assert runner.refusals.until is not None
+        waits.append(runner.refusals.delay_s)
+        await service.run_until_idle()  # still refusing: nothing is tried before the wait ends
+        clock.advance(runner.refusals.delay_s)
+    await service.run_until_idle()
+    refused = [json.loads(line) for line in log_output.getvalue().splitlines()]
+    refused = [line for line in refused if line["event"] == "call.originate_refused"]
+    assert waits == [1.0, 2.0, 4.0]
+    assert await states(service) == {number("1001"): ("done", 1, None)}
+    assert await outcomes(service) == {number("1001"): ["answered"]}
+    assert [line["reason"] for line in refused] == ["Asterisk is shutting down"] * 3
+    assert runner.refusals.until is None

@@ -178,4 +178,22 @@ async def test_dead_letters_are_listed_and_replayed_over_the_api(
         "+141****0100",
     )
     assert (replayed.status, again.status, unauthorised.status) == (200, 404, 401)
-    assert (await message_row(store, message_id))["status"] == "queued"
+    row = await message_row(store, message_id)
+    assert row["status"] == "queued"
+    assert row["replayed_at"] == now()  # max_age_s counts from the replay
+
+
+async def test_a_replayed_message_gets_max_age_anew_and_keeps_when_it_was_queued(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    now = Now()
+    queued_at = now()
+    message_id = await queue_message(store, now)
+    await OutboxStore(store).claim_due(now=now(), limit=1)
+    await mark_dead(store, message_id, reason="expired", error="too old", code=None, now=now())
+    now.advance(2 * 86400)  # two days later, past the 1-day max_age_s
+    assert await OutboxStore(store).replay_dead(message_id, now=now())
+    [claimed] = await OutboxStore(store).claim_due(now=now(), limit=1)
+    row = await message_row(store, message_id)
+    assert claimed.age_from == now()
+    assert row["created_at"] == queued_at

@@ -19,7 +19,7 @@ from dialer.messaging.service import dispatcher_for
 from dialer.store import OptOutStore, OutboxStore, Store
 from dialer.store.schema import opt_outs
 from notifiers import Notifier, OutboundSms, SendResult
-from tests.fakes.clock import RecordingSleep
+from tests.fakes.clock import FakeClock, RecordingSleep
 from tests.fakes.twilio_server import FakeTwilioServer, Fault
 from tests.integration.sms_support import (
     Now,
@@ -51,7 +51,8 @@ async def rig_factory(
     store: Store, store_url: str, tmp_path: Path, fake: FakeTwilioServer
 ) -> AsyncIterator[object]:
     made: list[Notifier] = []
-    sleep = RecordingSleep()
+    clock = FakeClock()
+    sleep = RecordingSleep(clock)  # waits move the notifiers' clock, in no real time
 
     async def make(**overrides: object) -> Rig:
         options: dict[str, object] = {
@@ -61,7 +62,7 @@ async def rig_factory(
         }
         options.update(overrides)
         settings = sms_settings(tmp_path, **options)  # type: ignore[arg-type]
-        notifier = await build_notifier(settings.notifications, sleep=sleep)
+        notifier = await build_notifier(settings.notifications, sleep=sleep, clock=clock)
         made.append(notifier)
         return Rig(settings, store, notifier, Now())
 
@@ -102,7 +103,10 @@ async def test_two_503s_then_success_is_sent_after_three_tries(rig_factory, fake
     row = await message_row(rig.store, message_id)
     assert row["status"] == "sent"
     assert fake.creates_seen == 3
-    assert len(rig_factory.sleep.delays_s) == 2  # waited twice, in no real time
+    # in no real time: the rate limit's hold of the first second after a start, then two backoffs
+    hold, *backoffs = rig_factory.sleep.delays_s
+    assert hold == 1.0
+    assert len(backoffs) == 2
 
 
 async def test_429_with_retry_after_is_rescheduled_not_before_it(rig_factory, fake) -> None:  # type: ignore[no-untyped-def]
