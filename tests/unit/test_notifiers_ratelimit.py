@@ -160,7 +160,7 @@ async def test_the_first_second_after_a_restart_is_taken_as_used() -> None:
 
 
 async def test_without_that_assumption_the_first_sends_go_at_once() -> None:
-    limiter, clock, sleep = window(5, full_at_start=False)
+    limiter, _, sleep = window(5, full_at_start=False)
     for _ in range(5):
         await limiter.acquire()
     assert sleep.delays_s == []
