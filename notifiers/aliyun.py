@@ -163,9 +163,7 @@ def classify_aliyun_code(
             row = permanent("provider")
     elif code == "isv.BUSINESS_LIMIT_CONTROL" and retry_after_s is None:
         retry_after_s = next((s for mark, s in _FLOW_CONTROL_WAITS_S if mark in message), None)
-    return row.error(
-        text, code=code, provider=provider, now=moment, retry_after_s=retry_after_s
-    )
+    return row.error(text, code=code, provider=provider, now=moment, retry_after_s=retry_after_s)
 
 
 def translate_aliyun_error(

@@ -104,7 +104,9 @@ class FakeAliyunSms(CloudSmsServer):
         key_id, signed_headers, signature = match.groups()
         secret = self.secrets.get(key_id)
         if secret is None:
-            return aliyun_error(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+            return aliyun_error(
+                404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."
+            )
         payload_hash = hashlib.sha256(body).hexdigest()
         if request.headers.get("x-acs-content-sha256") != payload_hash:
             return self._mismatch()
@@ -117,17 +119,18 @@ class FakeAliyunSms(CloudSmsServer):
         )
         query = sorted(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True))
         canonical_query = "&".join(f"{k}={quote(v, safe='~')}" for k, v in query)
-        canonical = "\n".join(
-            [request.method, request.rel_url.raw_path or "/", canonical_query, header_lines]
-            + [signed_headers, payload_hash]
-        )
+        path = request.rel_url.raw_path or "/"
+        parts = [request.method, path, canonical_query, header_lines, signed_headers, payload_hash]
+        canonical = "\n".join(parts)
         to_sign = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
         expected = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature):
             return self._mismatch()
         nonce = request.headers.get("x-acs-signature-nonce", "")
         if not nonce or nonce in self._nonces:
-            return aliyun_error(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
+            return aliyun_error(
+                400, "SignatureNonceUsed", "Specified signature nonce was used already."
+            )
         self._nonces.add(nonce)
         return None
 
@@ -172,10 +175,14 @@ class FakeAliyunSms(CloudSmsServer):
         if self.templates is not None and set(self.templates[code]) - set(values):
             return business("isv.TEMPLATE_MISSING_PARAMETERS", "模板缺少变量")
         if phone in self.flow_limited:
-            return business("isv.BUSINESS_LIMIT_CONTROL", FLOW_CONTROL_TEXT[self.flow_limited[phone]])
+            return business(
+                "isv.BUSINESS_LIMIT_CONTROL", FLOW_CONTROL_TEXT[self.flow_limited[phone]]
+            )
         biz_id = f"{secrets.randbelow(10**15):015d}^0"
         self.accepted.append(
-            AcceptedSms(biz_id, phone, params["SignName"], code, values, params.get("OutId", ""), self.now())
+            AcceptedSms(
+                biz_id, phone, params["SignName"], code, values, params.get("OutId", ""), self.now()
+            )
         )
         await self.play_after_accept(fault, request)
         return business("OK", "OK", BizId=biz_id)
@@ -185,9 +192,15 @@ class FakeAliyunSms(CloudSmsServer):
             self.reset_connection(request)
         if fault.stall:
             await self.stall()
-            return aliyun_error(503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server.")
+            return aliyun_error(
+                503,
+                "ServiceUnavailable",
+                "The request has failed due to a temporary failure of the server.",
+            )
         if fault.throttle:
-            return aliyun_error(400, "Throttling.User", "Request was denied due to user flow control.")
+            return aliyun_error(
+                400, "Throttling.User", "Request was denied due to user flow control."
+            )
         if fault.status is not None:
             code = "ServiceUnavailable" if fault.status == 503 else "InternalError"
             return aliyun_error(fault.status, code, fault.message)
@@ -206,7 +219,9 @@ class FakeAliyunSms(CloudSmsServer):
         ]
         shown = found[(page - 1) * size : page * size]
         details = [self._detail(sms) for sms in shown]
-        return business("OK", "OK", TotalCount=len(found), SmsSendDetailDTOs={"SmsSendDetailDTO": details})
+        return business(
+            "OK", "OK", TotalCount=len(found), SmsSendDetailDTOs={"SmsSendDetailDTO": details}
+        )
 
     @staticmethod
     def _detail(sms: AcceptedSms) -> dict[str, object]:
