@@ -19,13 +19,9 @@ The mainland China providers send approved templates only:
     result = await aliyun.send(sms)
 """
 
-from notifiers.aliyun import (
-    ALIYUN_ERRORS,
-    AliyunSmsNotifier,
-    aliyun_number,
-    classify_aliyun_code,
-    translate_aliyun_error,
-)
+import importlib
+from typing import TYPE_CHECKING
+
 from notifiers.aliyun_receipts import (
     ALIYUN_DELIVERY_FAILURES,
     parse_aliyun_replies,
@@ -63,13 +59,6 @@ from notifiers.retry import (
     classify_error_unless_ambiguous,
     send_with_retry,
 )
-from notifiers.tencent import (
-    TENCENT_ERRORS,
-    TencentSmsNotifier,
-    classify_tencent_code,
-    tencent_number,
-    translate_tencent_error,
-)
 from notifiers.tencent_receipts import (
     TENCENT_DELIVERY_FAILURES,
     parse_tencent_reply,
@@ -87,6 +76,46 @@ from notifiers.twilio import (
 from notifiers.twilio import (
     delivery_failure_is_transient as twilio_delivery_failure_is_transient,
 )
+
+# The Aliyun and Tencent SDKs take half a second to import: their notifiers load on first use.
+_LAZY: dict[str, str] = {
+    "ALIYUN_ERRORS": "notifiers.aliyun",
+    "AliyunSmsNotifier": "notifiers.aliyun",
+    "aliyun_number": "notifiers.aliyun",
+    "classify_aliyun_code": "notifiers.aliyun",
+    "translate_aliyun_error": "notifiers.aliyun",
+    "TENCENT_ERRORS": "notifiers.tencent",
+    "TencentSmsNotifier": "notifiers.tencent",
+    "classify_tencent_code": "notifiers.tencent",
+    "tencent_number": "notifiers.tencent",
+    "translate_tencent_error": "notifiers.tencent",
+}
+
+if TYPE_CHECKING:
+    from notifiers.aliyun import (
+        ALIYUN_ERRORS,
+        AliyunSmsNotifier,
+        aliyun_number,
+        classify_aliyun_code,
+        translate_aliyun_error,
+    )
+    from notifiers.tencent import (
+        TENCENT_ERRORS,
+        TencentSmsNotifier,
+        classify_tencent_code,
+        tencent_number,
+        translate_tencent_error,
+    )
+
+
+def __getattr__(name: str) -> object:
+    """The Aliyun and Tencent names, imported when first asked for."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'notifiers' has no attribute {name!r}")
+
 
 __all__ = [
     "ALIYUN_DELIVERY_FAILURES",
