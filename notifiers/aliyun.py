@@ -277,6 +277,11 @@ class AliyunSmsNotifier:
     def max_workers(self) -> int:
         return self._calls.max_workers
 
+    @property
+    def pool(self) -> BlockingCalls:
+        """The notifier's thread pool: `running` and `queued` calls, for metrics."""
+        return self._calls
+
     async def send(self, message: OutboundSms) -> SendResult:
         template = check_template(
             message, provider=self.name, max_param_chars=self.max_param_chars, allow_empty=False

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -61,14 +62,45 @@ class BlockingCalls:
         self.max_workers = max_workers
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix=thread_name_prefix)
         self._closed = False
+        self._counts = threading.Lock()
+        self._running = 0
+        self._queued = 0
+
+    @property
+    def running(self) -> int:
+        """Calls running in a pool thread now (at most `max_workers`)."""
+        return self._running
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for a free thread (a saturated pool: the provider is slow)."""
+        return self._queued
 
     async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`function(*args, **kwargs)` in the pool; the coroutine waits without blocking the
         loop. Cancelling it does not stop the thread: the request may still go out."""
         if self._closed:
             raise RuntimeError("the notifier is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(function, *args, **kwargs))
+        with self._counts:
+            self._queued += 1
+        job = self._pool.submit(functools.partial(self._counted, function, *args, **kwargs))
+        try:
+            return await asyncio.wrap_future(job)
+        except asyncio.CancelledError:
+            if job.cancel():  # it never started: it will never count itself out
+                with self._counts:
+                    self._queued -= 1
+            raise
+
+    def _counted(self, function: Callable[..., T], *args: object, **kwargs: object) -> T:
+        with self._counts:
+            self._queued -= 1
+            self._running += 1
+        try:
+            return function(*args, **kwargs)
+        finally:
+            with self._counts:
+                self._running -= 1
 
     def close(self) -> None:
         """Refuse new calls and drop queued ones; running calls end on their SDK time-out."""

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Self
@@ -94,6 +95,13 @@ class SendGate:
     async def wait_in_flight(self, count: int, timeout_s: float = 5.0) -> None:
         async with asyncio.timeout(timeout_s), self._changed:
             await self._changed.wait_for(lambda: self.in_flight >= count)
+
+
+async def eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Wait until `condition()` holds (it is set by other threads: polled), or fail."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():  # noqa: ASYNC110  (threads change it: no event to await)
+            await asyncio.sleep(0.002)
 
 
 class CloudSmsServer:

@@ -174,6 +174,23 @@ async def test_blocking_calls_run_off_the_event_loop_and_at_most_n_at_once() -> 
     assert most == 2
 
 
+async def test_a_call_cancelled_while_it_waits_for_a_thread_leaves_the_queue() -> None:
+    calls = BlockingCalls(1, thread_name_prefix="test")
+    release = threading.Event()
+    first = asyncio.create_task(calls.run(release.wait, 5))
+    second = asyncio.create_task(calls.run(lambda: "never"))
+    while calls.running != 1 or calls.queued != 1:  # noqa: ASYNC110  (set by the thread)
+        await asyncio.sleep(0.001)
+    second.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert calls.queued == 0
+    release.set()
+    assert await first is True
+    assert (calls.running, calls.queued) == (0, 0)
+    calls.close()
+
+
 async def test_a_closed_pool_refuses_new_calls() -> None:
     calls = BlockingCalls(1, thread_name_prefix="test")
     calls.close()
