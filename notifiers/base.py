@@ -18,6 +18,7 @@ __all__ = [
     "Encoding",
     "Notifier",
     "OutboundSms",
+    "ProviderTemplate",
     "SegmentCount",
     "SendResult",
     "segments",
@@ -25,19 +26,35 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class ProviderTemplate:
+    """A template approved at the provider, and the values of its variables.
+
+    Mainland China providers (Aliyun, Tencent Cloud) send only pre-approved templates: `code` is
+    the provider's id for it (Aliyun's TemplateCode "SMS_123456789", Tencent's TemplateId
+    "1110"); `params` maps each variable's name to its value, in the template's order (Aliyun
+    sends them as a JSON object by name, Tencent as a list by position: {1}, {2}...)."""
+
+    code: str
+    params: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
 class OutboundSms:
     """One SMS to send.
 
     `message_id` is our own id ("msg-42"), stable across retries; `to` is an E.164 number;
+    `body` is the rendered text (what the outbox and the status page show, what Twilio sends);
     `status_callback_url` asks a provider that supports it (Twilio) to report delivery there;
     `extra` holds more named values a generic gateway's body template may use (`order_id`,
-    `stage`)."""
+    `stage`); `template` is the approved provider template a template-only provider sends
+    instead of `body` (Aliyun, Tencent Cloud); the others ignore it."""
 
     message_id: str
     to: str
     body: str
     status_callback_url: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict, hash=False)
+    template: ProviderTemplate | None = None
 
 
 @dataclass(frozen=True)

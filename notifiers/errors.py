@@ -4,6 +4,12 @@
 NotifyError                      every failure of Notifier.send()
 ├── TransientError               may pass: retry later (retry_after_s: not before that)
 │                                ambiguous=True: the provider may have sent it anyway
+│     scope="account"            (the default) the provider or our account is unwell or
+│                                throttled as a whole: back off every message of this provider
+│     scope="message"            only this message must wait (per-number flow control: the same
+│                                number got too many messages in 30 s / 1 h / a day): retry it
+│                                after retry_after_s, and do not slow any other message; never
+│                                hand it to a fallback provider (the limit protects the person)
 └── PermanentError               retrying the same message through the same provider is pointless
       reason="provider"          about our account or the provider (auth, config, sender):
                                  another provider may be tried
@@ -14,7 +20,8 @@ NotifyError                      every failure of Notifier.send()
 ```
 
 Each provider translates its own library's exceptions into this tree in one place
-(`notifiers.twilio.translate_twilio_error`, `notifiers.http.classify_gateway_status`), with
+(`notifiers.twilio.translate_twilio_error`, `notifiers.http.classify_gateway_status`,
+`notifiers.aliyun.translate_aliyun_error`, `notifiers.tencent.translate_tencent_error`), with
 `raise ... from exc`, so the original is kept as `__cause__`.
 """
 
@@ -30,10 +37,12 @@ __all__ = [
     "PermanentError",
     "PermanentReason",
     "TransientError",
+    "TransientScope",
     "parse_retry_after",
 ]
 
 PermanentReason = Literal["provider", "number", "opted_out"]
+TransientScope = Literal["message", "account"]
 _REASONS: frozenset[str] = frozenset({"provider", "number", "opted_out"})
 
 ErrorCode = int | str
@@ -65,7 +74,9 @@ class TransientError(NotifyError):
     """A failure that may pass. `retry_after_s`: the provider asked us to wait at least that long
     (Retry-After). `ambiguous`: the request may have reached the provider, so the message may have
     been sent (time-out, 5xx, connection dropped after the request was written); a retry can then
-    send it twice."""
+    send it twice. `scope`: `"account"` (the default) when the whole provider or account should
+    back off, `"message"` when only this message must wait (a per-number flow control) and every
+    other message may go on at full speed."""
 
     def __init__(
         self,
@@ -75,18 +86,23 @@ class TransientError(NotifyError):
         retry_after_s: float | None = None,
         ambiguous: bool = False,
         provider: str | None = None,
+        scope: TransientScope = "account",
     ) -> None:
         super().__init__(message, code=code, provider=provider)
+        if scope not in ("message", "account"):
+            raise ValueError(f"scope must be 'message' or 'account', not {scope!r}")
         if retry_after_s is not None and not (math.isfinite(retry_after_s) and retry_after_s >= 0):
             raise ValueError(f"retry_after_s must be a finite number >= 0, not {retry_after_s!r}")
         self.retry_after_s = retry_after_s
         self.ambiguous = ambiguous
+        self.scope: TransientScope = scope
 
     def _fields(self) -> dict[str, object]:
         return {
             **super()._fields(),
             "retry_after_s": self.retry_after_s,
             "ambiguous": self.ambiguous,
+            "scope": self.scope,
         }
 
 

@@ -6,6 +6,8 @@ The fallback is tried when the primary raises:
   notifiers that already retry (`RetryingNotifier`), so "transient" means "after retries".
   With `fallback_on_ambiguous=False`, an ambiguous one (the primary may have sent it) is not
   passed on, so the customer does not get the message twice.
+  Never a `TransientError(scope="message")`: a per-number flow control protects the recipient
+  from too many messages, and another provider would only go around it; the message waits.
 
 Never when the failure is about the recipient: `PermanentError(reason="number")` or
 `"opted_out"` is raised as it is, and so is any error that is not a `NotifyError`.
@@ -29,6 +31,8 @@ def should_fall_back(error: NotifyError, *, fallback_on_ambiguous: bool = True) 
     if isinstance(error, PermanentError):
         return error.reason == "provider"
     if isinstance(error, TransientError):
+        if error.scope == "message":
+            return False
         return fallback_on_ambiguous or not error.ambiguous
     return False
 

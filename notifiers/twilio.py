@@ -46,7 +46,9 @@ __all__ = [
     "OPTED_OUT_ERROR_CODES",
     "PROVIDER_ERROR_CODES",
     "TRANSIENT_ERROR_CODES",
+    "TWILIO_DELIVERY_FAILURES",
     "TwilioNotifier",
+    "delivery_failure_is_transient",
     "translate_twilio_error",
     "twilio_signature_valid",
 ]
@@ -71,6 +73,21 @@ PROVIDER_ERROR_CODES: frozenset[int] = frozenset(
     }
 )
 TRANSIENT_ERROR_CODES: frozenset[int] = frozenset({21611})  # From's queue is over 10 hours
+
+# Status-callback ErrorCodes of a failed or undelivered message -> worth sending it again later
+# (True) or dead (False). Sources: https://www.twilio.com/docs/api/errors/30001 ... /30010.
+TWILIO_DELIVERY_FAILURES: dict[int, bool] = {
+    30001: True,  # queue overflow: the sender had too many messages queued; later may pass
+    30002: False,  # account suspended: nothing will pass through this account
+    30003: True,  # unreachable destination handset: off or out of coverage for now
+    30004: False,  # message blocked: the recipient or the carrier blocks it
+    30005: False,  # unknown destination handset: the number does not exist
+    30006: False,  # landline or unreachable carrier: cannot receive SMS
+    30007: False,  # filtered by the carrier: the same content would be filtered again
+    30008: True,  # unknown error: Twilio advises to try again
+    30009: True,  # missing segment: a part was lost on the way
+    30010: False,  # price exceeds the MaxPrice set: our setting, not the network's
+}
 
 _TWILIO_ORIGIN = re.compile(r"^https://[A-Za-z0-9.-]+\.twilio\.com(?=/|$)")
 
@@ -280,3 +297,11 @@ def twilio_signature_valid(
     if not signature:
         return False
     return bool(RequestValidator(auth_token).validate(url, dict(params), signature))
+
+
+def delivery_failure_is_transient(code: int | str) -> bool:
+    """Whether a status callback's ErrorCode is worth sending the message again later."""
+    try:
+        return TWILIO_DELIVERY_FAILURES.get(int(code), False)
+    except ValueError:
+        return False

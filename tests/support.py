@@ -224,3 +224,10 @@ class DaemonProcess:
     def kill(self) -> None:
         if self.process.returncode is None:
             self.process.kill()
+
+    async def read_logs(self) -> None:
+        """Keep reading the log lines (run as a task while the test waits on something else, so
+        the pipe never fills and stalls the daemon)."""
+        assert self.process.stdout is not None
+        while raw := await self.process.stdout.readline():
+            self.log_lines.append(json.loads(raw))

@@ -83,8 +83,19 @@ def test_permanent_error_refuses_an_unknown_reason() -> None:
 def test_repr_shows_every_field() -> None:
     text = repr(TransientError("busy", code=20429, retry_after_s=7, ambiguous=False))
     assert text == (
-        "TransientError('busy', code=20429, provider=None, retry_after_s=7, ambiguous=False)"
+        "TransientError('busy', code=20429, provider=None, retry_after_s=7, ambiguous=False, "
+        "scope='account')"
     )
+
+
+def test_a_transient_error_is_about_the_account_unless_told_otherwise() -> None:
+    assert TransientError("busy").scope == "account"
+    assert TransientError("this number, later", scope="message").scope == "message"
+
+
+def test_transient_error_refuses_an_unknown_scope() -> None:
+    with pytest.raises(ValueError, match="scope"):
+        TransientError("x", scope="everything")  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- Retry-After

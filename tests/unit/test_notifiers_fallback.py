@@ -77,6 +77,15 @@ async def test_an_ambiguous_failure_can_be_kept_from_the_fallback() -> None:
     assert fallback.attempts == 0
 
 
+async def test_a_per_number_flow_control_waits_instead_of_going_to_the_fallback() -> None:
+    error = TransientError("30 s limit for this number", retry_after_s=30.0, scope="message")
+    notifier, primary, fallback = pair([error])
+    with pytest.raises(TransientError) as raised:
+        await notifier.send(MESSAGE)
+    assert raised.value is error
+    assert (primary.attempts, fallback.attempts) == (1, 0)
+
+
 async def test_a_foreign_exception_is_not_a_reason_to_fall_back() -> None:
     notifier, _, fallback = pair([RuntimeError("bug")])
     with pytest.raises(RuntimeError):

@@ -126,6 +126,28 @@ async def test_a_wait_that_would_end_past_the_time_bound_is_not_started() -> Non
     assert sleep.delays_s == []
 
 
+async def test_a_message_scoped_wait_longer_than_the_bound_goes_back_to_the_store() -> None:
+    daily_limit = TransientError(
+        "this number's daily limit", retry_after_s=6 * 3600.0, scope="message"
+    )
+    notifier = ScriptedNotifier(script=[daily_limit, OK])
+    sleep = RecordingSleep()
+    with pytest.raises(TransientError) as raised:
+        await send_with_retry(notifier, MESSAGE, max_wait_s=10.0, sleep=sleep)
+    assert raised.value is daily_limit  # retry_after_s and scope intact, for the store
+    assert notifier.attempts == 1
+    assert sleep.delays_s == []
+
+
+async def test_a_short_message_scoped_wait_is_waited_in_process() -> None:
+    thirty_seconds = TransientError("30 s limit", retry_after_s=30.0, scope="message")
+    notifier = ScriptedNotifier(script=[thirty_seconds, OK])
+    sleep = RecordingSleep()
+    result = await send_with_retry(notifier, MESSAGE, max_wait_s=60.0, max_time_s=90.0, sleep=sleep)
+    assert result == OK
+    assert sleep.delays_s == [30.0]
+
+
 async def test_retry_after_is_honoured_when_longer_than_the_backoff() -> None:
     notifier = ScriptedNotifier(script=[TransientError("429", retry_after_s=7.0), OK])
     sleep = RecordingSleep()

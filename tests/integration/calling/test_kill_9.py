@@ -98,6 +98,7 @@ async def test_kill_9_at_twenty_moments_calls_no_number_twice_and_loses_none(
                 await asyncio.sleep(moments.uniform(0.0, 3.0))  # down a while: calls end
                 daemon = await DaemonProcess.start(config)
                 await daemon.wait_for_log("daemon.ready", timeout_s=30)
+            reading = asyncio.create_task(daemon.read_logs())
             async with asyncio.timeout(240):
                 while True:  # another process: poll its API until every contact has finished
                     shown = await contacts(http, api_port)
@@ -111,9 +112,12 @@ async def test_kill_9_at_twenty_moments_calls_no_number_twice_and_loses_none(
                     if shown["contacts"].get("done", 0) == CONTACTS and not shown["live_calls"]:
                         break
                     await asyncio.sleep(1)
+            reading.cancel()
             assert await daemon.stop(signal.SIGTERM) == 0
         finally:
             daemon.kill()
+            for line in daemon.log_lines[-40:]:  # shown when the test fails
+                print(line)
         await asyncio.sleep(1)  # the last Newchannel events of the watcher's stream
     dialled = dials_per_number(recorder)
     twice = {phone: count for phone, count in dialled.items() if count > 1}
