@@ -155,10 +155,14 @@ class MessageOutcome:
 
 @dataclass(frozen=True)
 class DeliveryReport:
-    """A delivery report that moved a message: which stage, through which provider."""
+    """A delivery report that moved a message: which message, stage, provider; how many tries
+    it had and since when its age counts (for a retry after an undelivered report)."""
 
+    message_id: int
     stage: str
     provider: str | None
+    attempts: int
+    age_from: datetime
 
 
 class Outbox(Protocol):
@@ -186,6 +190,18 @@ class Outbox(Protocol):
         error_code: str | None = None,
     ) -> DeliveryReport | None:
         """A delivery report; the status only moves forward. None: no row moved."""
+
+    async def after_delivery_failure(
+        self,
+        message_id: int,
+        *,
+        retry_at: datetime | None,
+        error: str,
+        code: str | None,
+        now: datetime,
+    ) -> bool:
+        """A message reported undelivered or failed: queued again, due at `retry_at`, or dead
+        (`retry_at` None; `error` starts with the reason). False: it had moved on meanwhile."""
 
     async def replay_dead(self, message_id: int, *, now: datetime) -> bool:
         """A dead message queued again, due now. False: no such dead message."""

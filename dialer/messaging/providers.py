@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from dialer.clock import Sleep
@@ -45,9 +46,10 @@ from notifiers import (
     SendResult,
     SendWindow,
     TwilioNotifier,
+    twilio_delivery_failure_is_transient,
 )
 
-__all__ = ["PROVIDERS", "TimedNotifier", "build_notifier", "make_provider"]
+__all__ = ["PROVIDERS", "ProviderKind", "TimedNotifier", "build_notifier", "make_provider"]
 
 log = get_logger(__name__)
 
@@ -87,20 +89,31 @@ def _http(name: str, provider: HttpProvider) -> Notifier:
     )
 
 
-ProviderFactory = Callable[[str, Any], Notifier]
-"""(the provider's name in the config, its config model) -> its notifier; called in the loop."""
+def _no_delivery_reports(_: str) -> bool:
+    return False
 
-PROVIDERS: Mapping[str, ProviderFactory] = {
-    "outbox": _outbox,
-    "twilio": _twilio,
-    "http": _http,
+
+@dataclass(frozen=True)
+class ProviderKind:
+    """What the daemon needs of a provider `type`: how to make its notifier (from its name in
+    the config and its config model; called in the running loop), and which error codes of
+    its delivery reports say "try again later" (the others: the message is dead)."""
+
+    make: Callable[[str, Any], Notifier]
+    delivery_failure_is_transient: Callable[[str], bool] = _no_delivery_reports
+
+
+PROVIDERS: Mapping[str, ProviderKind] = {
+    "outbox": ProviderKind(_outbox),
+    "twilio": ProviderKind(_twilio, twilio_delivery_failure_is_transient),
+    "http": ProviderKind(_http),
 }
-"""Config `type` -> the factory of its notifier."""
+"""Config `type` -> what makes it work."""
 
 
 def make_provider(name: str, provider: Provider) -> Notifier:
     """The notifier of one configured provider (its `type` picks the factory)."""
-    return PROVIDERS[provider.type](name, provider)
+    return PROVIDERS[provider.type].make(name, provider)
 
 
 class TimedNotifier:

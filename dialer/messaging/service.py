@@ -16,10 +16,15 @@ from dialer.config import Settings
 from dialer.logs import get_logger
 from dialer.messaging.dispatcher import Dispatcher, RetryPolicy
 from dialer.messaging.intake import Intake
-from dialer.messaging.ports import EventRepository, OptOutRegistry, Outbox
-from dialer.messaging.providers import build_notifier, status_callback_url
-from dialer.messaging.replies import is_delivery_status, reply_action
-from dialer.metrics import Metrics
+from dialer.messaging.ports import DeliveryReport, EventRepository, OptOutRegistry, Outbox
+from dialer.messaging.providers import PROVIDERS, build_notifier, status_callback_url
+from dialer.messaging.replies import (
+    FAILED_DELIVERY,
+    after_delivery_failure,
+    is_delivery_status,
+    reply_action,
+)
+from dialer.metrics import NO_PROVIDER, Metrics
 from dialer.phones import InvalidNumber, normalize
 from notifiers import Notifier
 
@@ -148,9 +153,48 @@ class SmsService:
             provider_message_id=provider_message_id,
             applied=report is not None,
         )
-        if report is not None:
-            self.metrics.delivery_reported(status, report.stage, report.provider)
-        return report is not None
+        if report is None:
+            return False
+        self.metrics.delivery_reported(status, report.stage, report.provider)
+        if status in FAILED_DELIVERY:
+            await self._after_failure(report, status, error_code)
+        return True
+
+    async def _after_failure(self, report: DeliveryReport, status: str, code: str | None) -> None:
+        provider = self.settings.notifications.providers.get(report.provider or "")
+        kind = PROVIDERS.get(provider.type) if provider is not None else None
+        transient = (
+            kind is not None and code is not None and kind.delivery_failure_is_transient(code)
+        )
+        retry = self.settings.notifications.retry
+        policy = RetryPolicy(retry.backoff_initial_s, retry.backoff_max_s, retry.max_age_s)
+        step = after_delivery_failure(
+            report,
+            status=status,
+            code=code,
+            transient=transient,
+            delay_s=policy.delay_s(report.attempts, None),
+            max_age_s=retry.max_age_s,
+            now=self.now(),
+        )
+        moved = await self.outbox.after_delivery_failure(
+            report.message_id, retry_at=step.retry_at, error=step.error, code=code, now=self.now()
+        )
+        if not moved:
+            return
+        if step.retry_at is None:
+            self.metrics.sms_dead.labels(
+                stage=report.stage, provider=report.provider or NO_PROVIDER
+            ).inc()
+            log.warning("sms.dead", message_id=report.message_id, reason=step.error, code=code)
+        else:
+            log.info(
+                "sms.redelivery_scheduled",
+                message_id=report.message_id,
+                code=code,
+                next_attempt_at=step.retry_at.isoformat(),
+            )
+            self.wake()
 
     async def handle_reply(self, sender: str, text: str) -> None:
         """An inbound SMS: STOP words opt the number out, START back in."""

@@ -254,10 +254,43 @@ class OutboxStore:
                     outbound_messages.update()
                     .where(which, _m.status.in_(lower))
                     .values(**values)
-                    .returning(_m.stage, _m.provider)
+                    .returning(
+                        _m.id,
+                        _m.stage,
+                        _m.provider,
+                        _m.attempts,
+                        sa.func.coalesce(_m.replayed_at, _m.created_at).label("age_from"),
+                    )
                 )
             ).first()
-        return None if row is None else DeliveryReport(row.stage, row.provider)
+        if row is None:
+            return None
+        return DeliveryReport(row.id, row.stage, row.provider, row.attempts, row.age_from)
+
+    async def after_delivery_failure(
+        self,
+        message_id: int,
+        *,
+        retry_at: datetime | None,
+        error: str,
+        code: str | None,
+        now: datetime,
+    ) -> bool:
+        """An undelivered or failed message queued again (`retry_at`) or dead."""
+        values: dict[str, Any] = {
+            "status": "queued" if retry_at is not None else "dead",
+            "next_attempt_at": retry_at,
+            "last_error": error,
+            "error_code": code,
+            "updated_at": now,
+        }
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                outbound_messages.update()
+                .where(_m.id == message_id, _m.status.in_(["undelivered", "failed"]))
+                .values(**values)
+            )
+        return bool(result.rowcount)
 
     async def replay_dead(self, message_id: int, *, now: datetime) -> bool:
         """A dead message queued again, due now; `max_age_s` counts from now (`replayed_at`),

@@ -3,6 +3,7 @@ callbacks), a bad signature, out-of-order statuses, and STOP/TD/退订/START rep
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from dialer.messaging.providers import build_notifier
 from dialer.messaging.service import dispatcher_for
 from dialer.store import OutboxStore, Store
 from dialer.store.schema import opt_outs
+from notifiers import TWILIO_DELIVERY_FAILURES
 from tests.fakes.twilio_server import DEFAULT_AUTH_TOKEN, FakeTwilioServer
 from tests.integration.sms_support import (
     ACCOUNT_SID,
@@ -197,3 +199,58 @@ async def test_a_replayed_message_gets_max_age_anew_and_keeps_when_it_was_queued
     row = await message_row(store, message_id)
     assert claimed.age_from == now()
     assert row["created_at"] == queued_at
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "after"),
+    [
+        (code, "undelivered", "queued" if transient else "dead")
+        for code, transient in sorted(TWILIO_DELIVERY_FAILURES.items())
+    ]
+    + [(None, "failed", "dead"), ("99999", "undelivered", "dead")],
+)
+async def test_an_undelivered_report_is_sent_again_or_dead_by_its_code(
+    store: Store, store_url: str, tmp_path: Path, code: int | None, status: str, after: str
+) -> None:
+    public = "https://outreach.example.com"
+    settings = sms_settings(tmp_path, store_url=store_url, public_url=public)
+    now = Now()
+    message_id = await queue_message(store, now)
+    [claimed] = await OutboxStore(store).claim_due(now=now(), limit=1)
+    await record_sent(store, claimed.id, provider="twilio", provider_message_id="SMu", now=now())
+    params = {"MessageSid": "SMu", "MessageStatus": status, "AccountSid": ACCOUNT_SID}
+    if code is not None:
+        params["ErrorCode"] = str(code)
+    async with api_client(settings, store, now) as (client, _):
+        response = await client.post(STATUS, data=params, headers=signed(public + STATUS, params))
+    row = await message_row(store, message_id)
+    assert response.status == 204
+    assert row["status"] == after
+    if after == "queued":
+        assert row["next_attempt_at"] == now() + timedelta(seconds=30)  # backoff_initial_s
+        assert row["last_error"].startswith("redelivery:")
+    else:
+        assert row["last_error"].startswith("undelivered:")
+
+
+async def test_an_undelivered_report_past_max_age_is_dead(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    public = "https://outreach.example.com"
+    settings = sms_settings(
+        tmp_path,
+        store_url=store_url,
+        public_url=public,
+        retry="{backoff_initial_s: 30, backoff_max_s: 3600, max_age_s: 100}",
+    )
+    now = Now()
+    message_id = await queue_message(store, now)
+    [claimed] = await OutboxStore(store).claim_due(now=now(), limit=1)
+    await record_sent(store, claimed.id, provider="twilio", provider_message_id="SMo", now=now())
+    now.advance(90)  # 90 s old: the next try (30 s later) would be past 100 s
+    params = {"MessageSid": "SMo", "MessageStatus": "undelivered", "ErrorCode": "30003",
+              "AccountSid": ACCOUNT_SID}  # fmt: skip
+    async with api_client(settings, store, now) as (client, _):
+        await client.post(STATUS, data=params, headers=signed(public + STATUS, params))
+    row = await message_row(store, message_id)
+    assert (row["status"], row["last_error"].split(":")[0]) == ("dead", "expired")
