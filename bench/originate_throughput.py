@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from dialer.calling.options import RunnerOptions
 from dialer.calling.ports import NewContact, OriginateRequest
-from dialer.calling.runner import RunnerOptions
 from dialer.calling.service import CampaignService
 from dialer.logs import configure_logging
 from dialer.pbx.adapter import AmiPbx

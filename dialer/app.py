@@ -27,6 +27,7 @@ from dialer.calling.service import CampaignService
 from dialer.clock import Clock, utc_now
 from dialer.config import Settings
 from dialer.daemon_reload import ConfigReloader
+from dialer.health import Health
 from dialer.http.campaigns import add_campaign_routes
 from dialer.http.server import Check, make_web_app
 from dialer.http.sms import add_sms_routes
@@ -102,11 +103,13 @@ class Daemon:
     store: Store | None = None
     components: list[Component] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
+    health: Health = field(default_factory=Health)
     cancelled: list[str] = field(default_factory=list)  # components stopped by the grace
     stopping: bool = False
     reloader: ConfigReloader = field(init=False)
 
     def __post_init__(self) -> None:
+        self.health.now = self.now
         self.ami.add_link_listener(
             lambda state: self.metrics.on_link_change(
                 logged_in=state.logged_in, reconnects=state.reconnects
@@ -118,7 +121,12 @@ class Daemon:
     # -- what the HTTP API shows ---------------------------------------------------------------
 
     async def readiness(self) -> list[Check]:
-        return [link_check(self.ami.link), await self._store_check()]
+        """The AMI link, the store, and every component waiting for a dependency."""
+        failing = [
+            Check(name, False, f"{state.detail} (since {state.since.isoformat()})")
+            for name, state in sorted(self.health.failing().items())
+        ]
+        return [link_check(self.ami.link), await self._store_check(), *failing]
 
     async def _store_check(self) -> Check:
         if self.store is None:
@@ -131,6 +139,8 @@ class Daemon:
         return Check("store", True, f"{self.store.dialect} reachable")
 
     async def metrics_page(self) -> bytes:
+        for name, state in self.health.components.items():
+            self.metrics.component_healthy.labels(component=name).set(1 if state.ok else 0)
         if self.store is None:
             return self.metrics.render()
         return await metrics_page(self.metrics, self.store, self.now())
@@ -166,6 +176,7 @@ class Daemon:
             AmiPbx(self.ami),
             now=self.now,
             metrics=self.metrics,
+            health=self.health,
         )
         self.ami.add_event_handler(campaigns.handle_event)
         self.ami.add_link_listener(lambda state: campaigns.on_link_change(state.logged_in))
@@ -176,6 +187,7 @@ class Daemon:
             opt_outs=OptOutStore(store),
             now=self.now,
             metrics=self.metrics,
+            health=self.health,
         )
         return campaigns, sms
 

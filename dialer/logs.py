@@ -48,6 +48,11 @@ def mask_phone(number: str) -> str:
     return f"{number[:keep_head]}****{number[-4:]}"
 
 
+def shown_safely(text: str) -> str:
+    """`text` fit to echo on one line: control characters escaped (`\\r`, `\\x1b`...)."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def mask_phone_numbers(text: str) -> str:
     """Mask every phone number found in free text (log messages, channel names)."""
     return _PHONE_IN_TEXT.sub(lambda match: mask_phone(match.group(0)), text)

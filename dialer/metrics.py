@@ -95,6 +95,12 @@ class Metrics:
             buckets=_LAG_BUCKETS_S,
             registry=r,
         )
+        self.component_healthy = Gauge(
+            "outreach_component_healthy",
+            "0 while a component waits for a dependency (the store), else 1.",
+            ["component"],
+            registry=r,
+        )
         # Config reloads
         self.config_reloads = Counter(
             "outreach_config_reloads",

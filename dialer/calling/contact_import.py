@@ -5,25 +5,37 @@ Each row: `phone` (required; normalised to E.164 with the config's default regio
 any other column (CSV) or the `context` object (API) kept as the contact's context (an order id,
 say). A row that fails is reported with its row number and reason; the others are added. A
 number outside the campaign's `allowed_countries` is refused here (toll-fraud guard) and again
-at dialling time. A number already in the campaign is merged (`dialer.store.contacts.add_contact`).
+at dialling time. A number already in the campaign is merged (`dialer.store.contacts`).
+
+`add_rows` (the API: a list, one transaction, a result per row) and `import_records` (a CSV file
+streamed by `dialer.calling.csv_contacts`, in batches) share `check_row`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable, Mapping, Sequence
+import asyncio
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dialer.calling.ports import CampaignRepository, NewContact
+from dialer.calling.csv_contacts import CsvProblem, CsvRecord
+from dialer.calling.ports import AddedContact, CampaignRepository, NewContact
+from dialer.clock import Sleep
 from dialer.config import Campaign
-from dialer.logs import mask_phone
+from dialer.health import StoreUnavailable
+from dialer.logs import mask_phone, shown_safely
 from dialer.phones import InvalidNumber, parse
 
-__all__ = ["RowResult", "add_rows", "check_row", "csv_rows"]
+__all__ = ["RowError", "RowResult", "add_rows", "check_row", "import_records", "refused_row"]
+
+IMPORT_BATCH = 2000
+"""CSV rows checked and added per transaction."""
+STORE_TRIES = 8
+"""A batch the store cannot take (unavailable, locked) is tried this often, then the import
+stops there (what came before is kept)."""
 
 KNOWN_COLUMNS = ("phone", "name", "timezone", "priority", "context")
 RowStatus = Literal["added", "merged", "finished", "refused"]
@@ -47,28 +59,8 @@ class RowResult:
         return shown
 
 
-def csv_rows(text: str) -> list[tuple[int, dict[str, str]]]:
-    """(line number, values) per data row; the header is line 1 and must name `phone`."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    fields = [name.strip() for name in reader.fieldnames or []]
-    if "phone" not in fields:
-        raise RowError("the header (line 1) has no `phone` column")
-    reader.fieldnames = fields
-    rows = []
-    for values in reader:
-        extra = values.pop(None, None)
-        cleaned = {key: (value or "").strip() for key, value in values.items() if key}
-        if extra:
-            cleaned["_extra"] = ",".join(extra)
-        if any(cleaned.values()):
-            rows.append((reader.line_num, cleaned))
-    return rows
-
-
 def check_row(values: Mapping[str, Any], campaign: Campaign, *, default_region: str) -> NewContact:
     """A contact ready to add, or `RowError` with the reason."""
-    if "_extra" in values:
-        raise RowError("more values than columns")
     raw = values.get("phone")
     if not isinstance(raw, str | int) or not str(raw).strip():
         raise RowError("phone is missing")
@@ -125,17 +117,76 @@ async def add_rows(
         try:
             contact = check_row(values, campaign, default_region=default_region)
         except RowError as exc:
-            shown = mask_phone(str(values.get("phone") or "")) if values.get("phone") else None
-            results[row] = RowResult(row, "refused", shown, str(exc))
+            results[row] = refused_row(row, values, exc)
         else:
             good.append((row, contact))
     added = await store.add_contacts(campaign_id, [contact for _, contact in good], now)
     for (row, contact), outcome in zip(good, added, strict=True):
-        status: RowStatus = "added"
-        if outcome.merged:
-            status = "merged" if outcome.waiting else "finished"
-        results[row] = RowResult(row, status, mask_phone(contact.phone))
+        results[row] = RowResult(row, _status(outcome), mask_phone(contact.phone))
     return [results[row] for row in sorted(results)]
+
+
+def refused_row(row: int, values: Mapping[str, Any], error: RowError) -> RowResult:
+    """A row refused: its number masked, and escaped (control characters never echo raw)."""
+    raw = values.get("phone")
+    shown = mask_phone(shown_safely(str(raw))) if raw not in (None, "") else None
+    return RowResult(row, "refused", shown, shown_safely(str(error)))
+
+
+def _status(outcome: AddedContact) -> RowStatus:
+    if not outcome.merged:
+        return "added"
+    return "merged" if outcome.waiting else "finished"
+
+
+async def import_records(
+    store: CampaignRepository,
+    campaign_id: int,
+    campaign: Campaign,
+    records: Iterable[CsvRecord | CsvProblem],
+    *,
+    default_region: str,
+    now: datetime,
+    on_refused: Callable[[RowResult], None],
+    batch_size: int = IMPORT_BATCH,
+    sleep: Sleep = asyncio.sleep,
+) -> dict[str, int]:
+    """Check and add a stream of CSV records, `batch_size` at a time, each batch its own short
+    transaction (a long import never holds the store for long, and memory stays bounded);
+    `on_refused` hears of each refused row as soon as it is found. The counts by status."""
+    found = {"added": 0, "merged": 0, "finished": 0, "refused": 0}
+    batch: list[NewContact] = []
+
+    async def flush() -> None:
+        for tries in itertools.count(1):
+            try:
+                added = await store.add_contacts(campaign_id, batch, now)
+                break
+            except StoreUnavailable:  # the daemon's writes hold SQLite's lock a moment
+                if tries == STORE_TRIES:
+                    raise
+                await sleep(min(5.0, 0.1 * 2**tries))
+        for outcome in added:
+            found[_status(outcome)] += 1
+        batch.clear()
+
+    for record in records:
+        if isinstance(record, CsvProblem):
+            refused = RowResult(record.line, "refused", None, shown_safely(record.reason))
+        else:
+            try:
+                batch.append(check_row(record.values, campaign, default_region=default_region))
+            except RowError as exc:
+                refused = refused_row(record.line, record.values, exc)
+            else:
+                if len(batch) >= batch_size:
+                    await flush()
+                continue
+        found["refused"] += 1
+        on_refused(refused)
+    if batch:
+        await flush()
+    return found
 
 
 def counts(results: Sequence[RowResult]) -> dict[str, int]:

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from dialer.calling.admission import Admission
 from dialer.calling.backoff import RefusalBackoff
 from dialer.calling.calls import Call, CallRouter
 from dialer.calling.dnc import DncList
+from dialer.calling.following import FollowingCalls
+from dialer.calling.options import RunnerOptions
 from dialer.calling.originate import originate_request
 from dialer.calling.pacing import CallPacer
 from dialer.calling.ports import (
@@ -40,32 +39,16 @@ from dialer.calling.ports import (
     PbxRefused,
 )
 from dialer.calling.queues import AgentQueue
-from dialer.calling.settle import record_disposition, settle_call, wait_for_end
 from dialer.clock import Clock, Sleep
 from dialer.config import Campaign
+from dialer.health import Health
 from dialer.logs import bind_context, get_logger, unbind_context
 from dialer.metrics import Metrics
 
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class RunnerOptions:
-    worker_id: str = "worker"
-    """Lease owner: the same id after a restart lets the worker settle its own calls at once."""
-    lease_s: float = 600.0
-    idle_poll_s: float = 5.0
-    response_margin_s: float = 15.0
-    """OriginateResponse due within ring_timeout_s + this, or the attempt is `unknown`."""
-    max_call_s: float = 4 * 3600.0
-    not_sent_retry_s: float = 30.0
-    refused_backoff_initial_s: float = 1.0
-    refused_backoff_max_s: float = 60.0
-    """While the PBX refuses Originates: the first wait, doubled per refusal up to this."""
-    default_region: str = "CN"
-
-
-class CampaignRunner:
+class CampaignRunner(FollowingCalls):
     def __init__(
         self,
         name: str,
@@ -80,8 +63,10 @@ class CampaignRunner:
         dnc: DncList | None = None,
         options: RunnerOptions | None = None,
         metrics: Metrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self.name = name
+        self.guard = (health or Health(now=now)).guard(f"campaign:{name}", sleep)
         self.metrics = metrics or Metrics()
         self.campaign = campaign
         self.repository = repository
@@ -194,15 +179,29 @@ class CampaignRunner:
             self.wake()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Dial until `stop`, then let the calls in flight finish."""
+        """Dial until `stop`, then let the calls in flight finish. A failure of the store never
+        ends the loop: it is reported to `health`, and the loop waits its backoff and goes on."""
         try:
             while not self._stopping(stop):
                 if self.paused or not self.campaign.enabled or not self.pbx.logged_in:
                     await self._idle(self.options.idle_poll_s, stop)
                     continue
-                done = await self._dial_next(stop)
-                if done == "idle":
-                    await self._idle(await self._idle_for(), stop)
+                try:
+                    if self.guard.failing:  # contacts claimed when the store failed: due again
+                        await self.repository.release_orphans(
+                            self.campaign_id,
+                            owner=self.options.worker_id,
+                            now=self._now(),
+                            keep=self.holding,
+                        )
+                    done = await self._dial_next(stop)
+                    wait_s = await self._idle_for() if done == "idle" else None
+                except Exception as exc:
+                    await self.guard.failed(exc)
+                    continue
+                self.guard.worked()
+                if wait_s is not None:
+                    await self._idle(wait_s, stop)
         finally:
             if self.calls:
                 await asyncio.wait(list(self.calls.values()))
@@ -331,66 +330,3 @@ class CampaignRunner:
         task = asyncio.get_running_loop().create_task(self._follow(call))
         self.calls[attempt_id] = task
         return True
-
-    # -- following and settling ----------------------------------------------------------------
-
-    def follow(self, call: Call) -> None:
-        """Follow a call placed before a restart and still up; it counts against the cap."""
-        self.router.track(call)
-        self._unpaced.add(call.attempt_id)
-        self.update_cap()
-        self.metrics.calls_in_flight.labels(campaign=self.name).inc()
-        self.calls[call.attempt_id] = asyncio.get_running_loop().create_task(self._follow(call))
-
-    async def _follow(self, call: Call) -> None:
-        bound = self.log.bind(attempt_id=call.attempt_id, contact_id=call.contact_id)
-        try:
-            await wait_for_end(
-                call,
-                guard_s=self.campaign.ring_timeout_s + self.options.response_margin_s,
-                max_call_s=self.options.max_call_s,
-                timer=self._timer,
-                log=bound,
-            )
-            await asyncio.shield(self._settle(call, bound))
-        finally:
-            self.metrics.calls_in_flight.labels(campaign=self.name).dec()
-            self.router.forget(call.attempt_id)
-            self.calls.pop(call.attempt_id, None)
-            if self.agent_queue is not None:
-                self.agent_queue.call_ended(call.attempt_id)
-            if call.attempt_id in self._unpaced:
-                self._unpaced.discard(call.attempt_id)
-            else:
-                self.pacer.release()
-            self.update_cap()
-            self.wake()
-
-    async def settle_lost(self, call: Call) -> None:
-        """A call the PBX no longer knows (after a restart): settle it as it stands."""
-        call.link_lost()
-        await self._settle(call, self.log.bind(attempt_id=call.attempt_id))
-
-    async def settle_ended(self, call: Call) -> None:
-        """A call that ended while nobody followed it (its end folded from the PBX's record)."""
-        await self._settle(call, self.log.bind(attempt_id=call.attempt_id))
-
-    async def _settle(self, call: Call, bound: Any) -> None:
-        await settle_call(
-            call,
-            self.campaign,
-            repository=self.repository,
-            ended_at=self._now(),
-            metrics=self.metrics,
-            log=bound,
-        )
-
-    async def record_disposition(self, attempt_id: str, event: Mapping[str, str]) -> None:
-        await record_disposition(
-            attempt_id,
-            event,
-            self.campaign,
-            repository=self.repository,
-            now=self._now(),
-            log=self.log,
-        )

@@ -21,12 +21,14 @@ from typing import Any
 from dialer.calling.calls import Call, CallRouter
 from dialer.calling.contact_import import RowResult, add_rows
 from dialer.calling.dnc import DncList
+from dialer.calling.options import RunnerOptions
 from dialer.calling.ports import CampaignReports, CampaignRepository, Pbx, PbxError
 from dialer.calling.recovery import reconcile, recover
-from dialer.calling.runner import CampaignRunner, RunnerOptions
+from dialer.calling.runner import CampaignRunner
 from dialer.calling.status import campaign_status, live_calls
 from dialer.clock import Clock, Sleep
 from dialer.config import Campaign, Settings
+from dialer.health import Health
 from dialer.logs import get_logger
 from dialer.metrics import Metrics
 
@@ -54,9 +56,12 @@ class CampaignService:
         timer: Sleep = asyncio.sleep,
         options: RunnerOptions | None = None,
         metrics: Metrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
+        self.health = health or Health(now=now)
+        self.guard = self.health.guard("campaigns", sleep)
         self.repository = repository
         self.reports = reports
         self.pbx = pbx
@@ -97,6 +102,7 @@ class CampaignService:
             dnc=dnc,
             options=self.options,
             metrics=self.metrics,
+            health=self.health,
         )
 
     def _live_runners(self) -> Iterable[CampaignRunner]:
@@ -118,7 +124,12 @@ class CampaignService:
         self.ready.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.open()
+        while not stop.is_set():  # the store may be down at start: wait for it
+            try:
+                await self.open()
+                break
+            except Exception as exc:
+                await self.guard.failed(exc)
         while not stop.is_set():
             logged_in = asyncio.ensure_future(self.pbx.wait_logged_in())
             stopped = asyncio.ensure_future(stop.wait())
@@ -133,6 +144,9 @@ class CampaignService:
             except PbxError as exc:
                 log.warning("campaign.recovery_failed", reason=str(exc))
                 await self._sleep(RECOVERY_RETRY_S)
+            except Exception as exc:  # the store: reported, retried after a backoff
+                await self.guard.failed(exc)
+        self.guard.worked()
         self._stop = stop
         async with asyncio.TaskGroup() as tasks:
             self._runner_tasks = tasks

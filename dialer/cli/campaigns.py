@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dialer.calling.contact_import import RowError, add_rows, counts, csv_rows
+from dialer.calling.contact_import import RowResult, import_records
+from dialer.calling.csv_contacts import FileError, read_contacts_csv
 from dialer.cli.report import render_report
 from dialer.config import Settings
+from dialer.health import StoreUnavailable
 from dialer.store import CampaignStore, Store, StoreError
 
 __all__ = ["add_campaign_commands", "run_campaign_command"]
@@ -53,11 +55,9 @@ def run_campaign_command(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USER_ERROR
     try:
         if args.command == "contacts":
-            path = Path(args.file)
-            rows = csv_rows(path.read_text(encoding="utf-8"))
-            return asyncio.run(_import(settings, args.campaign, path, rows))
+            return asyncio.run(_import(settings, args.campaign, Path(args.file)))
         return asyncio.run(_report(settings, args.campaign, args.format, args.show_numbers))
-    except (StoreError, RowError, OSError, UnicodeDecodeError) as exc:
+    except (StoreError, StoreUnavailable, FileError, OSError) as exc:
         print(f"dialer: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
 
@@ -69,25 +69,27 @@ async def _open(settings: Settings, name: str) -> tuple[Store, CampaignStore, in
     return store, campaigns, campaign_id
 
 
-async def _import(
-    settings: Settings, name: str, path: Path, rows: list[tuple[int, dict[str, str]]]
-) -> int:
+async def _import(settings: Settings, name: str, path: Path) -> int:
+    """Stream the file into the campaign in short transactions; refused rows are printed as they
+    come. A file that stops being readable ends the import there: what came before is kept (an
+    import of the same file again merges, so it may simply be run again once fixed)."""
     store, campaigns, campaign_id = await _open(settings, name)
+
+    def refused(result: RowResult) -> None:
+        print(f"{path}: line {result.row}: {result.reason}", file=sys.stderr)
+
     try:
-        results = await add_rows(
+        found = await import_records(
             campaigns,
             campaign_id,
             settings.campaigns[name],
-            rows,
+            read_contacts_csv(path),
             default_region=settings.default_region,
             now=datetime.now(UTC),
+            on_refused=refused,
         )
     finally:
         await store.close()
-    for result in results:
-        if result.status == "refused":
-            print(f"{path}: row {result.row}: {result.reason}", file=sys.stderr)
-    found = counts(results)
     print(
         f"{name}: {found['added']} added, {found['merged']} merged, "
         f"{found['finished']} already finished, {found['refused']} refused"

@@ -8,6 +8,7 @@
 - A body over `api.max_body_bytes` gets 413 (aiohttp's `client_max_size`).
 - An invalid body gets 422 naming each bad field: use `unprocessable(validation_error)`.
 - `/healthz`, `/readyz` and `/metrics` (Prometheus' text format) need no token.
+- The store unavailable (down, locked by a long import): 503 with `Retry-After`, nothing kept.
 - The features' routes are in `dialer.http.sms`, `.campaigns`, `.status_page`; `dialer.app`
   adds them to the application `make_web_app` returns.
 """
@@ -24,6 +25,7 @@ import pydantic
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from dialer.health import StoreUnavailable
 from dialer.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -157,6 +159,23 @@ def make_metrics(page: MetricsPage) -> Handler:
     return metrics
 
 
+STORE_RETRY_AFTER_S = 5
+
+
+@web.middleware
+async def store_unavailable(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The store is down or locked: 503 with Retry-After (the request may be sent again; what
+    it carried was not stored)."""
+    try:
+        return await handler(request)
+    except StoreUnavailable as exc:
+        response = error_response(
+            503, "the store is unavailable; send the request again later", detail=str(exc)
+        )
+        response.headers["Retry-After"] = str(STORE_RETRY_AFTER_S)
+        return response
+
+
 def make_web_app(
     probe: ReadinessProbe,
     *,
@@ -164,7 +183,10 @@ def make_web_app(
     api_token: str,
     metrics_page: MetricsPage | None = None,
 ) -> web.Application:
-    app = web.Application(client_max_size=max_body_bytes, middlewares=[bearer_auth(api_token)])
+    app = web.Application(
+        client_max_size=max_body_bytes,
+        middlewares=[store_unavailable, bearer_auth(api_token)],
+    )
     app[PUBLIC_ROUTE_KEY] = set()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", make_readyz(probe))

@@ -32,7 +32,8 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dialer.clock import Clock
+from dialer.clock import Clock, Sleep
+from dialer.health import Health, StoreUnavailable
 from dialer.logs import bind_context, get_logger, unbind_context
 from dialer.messaging.group_commit import GroupCommit
 from dialer.messaging.ports import ClaimedMessage, MessageOutcome, Outbox
@@ -80,6 +81,8 @@ class Dispatcher:
         poll_interval_s: float = 1.0,
         status_callback_url: str | None = None,
         metrics: Metrics | None = None,
+        health: Health | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, not {concurrency!r}")
@@ -92,6 +95,7 @@ class Dispatcher:
         self.status_callback_url = status_callback_url
         self.counters = Counters()
         self.metrics = metrics or Metrics()
+        self.guard = (health or Health(now=now)).guard("dispatcher", sleep)
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         # Outcomes that arrive while one is being written are written together.
@@ -134,12 +138,24 @@ class Dispatcher:
             await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.start()
+        """Send until `stop`. A failure of the store (or of a claim) never ends the loop: it
+        is reported to `health`, and the loop waits its backoff and tries again."""
+        while not stop.is_set():
+            try:
+                await self.start()
+                break
+            except Exception as exc:
+                await self.guard.failed(exc)
         stopping = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
                 free = self.concurrency - len(self._in_flight)
-                claimed = await self._claim(free) if free > 0 else 0
+                try:
+                    claimed = await self._claim(free) if free > 0 else 0
+                except Exception as exc:
+                    await self.guard.failed(exc)
+                    continue
+                self.guard.worked()
                 if claimed and claimed == free:
                     await asyncio.wait(
                         {*self._in_flight, stopping}, return_when=asyncio.FIRST_COMPLETED
@@ -228,7 +244,7 @@ class Dispatcher:
                 provider=result.provider,
                 provider_message_id=result.provider_message_id,
             )
-            await _shielded(self._outcomes.enqueue(sent))
+            await self._record(sent)
             self.counters.sent += 1
             self.metrics.sms_sent.labels(stage=message.stage, provider=result.provider).inc()
             log.info(
@@ -254,7 +270,7 @@ class Dispatcher:
         retry = MessageOutcome(
             "retry", message.id, now, at=due, error=exc.message, code=_code(exc.code)
         )
-        await _shielded(self._outcomes.enqueue(retry))
+        await self._record(retry)
         self.counters.retried += 1
         log.info("sms.retry_scheduled", delay_s=delay_s, next_attempt_at=due.isoformat())
 
@@ -276,10 +292,22 @@ class Dispatcher:
             code=code,
             opt_out_phone=opt_out_phone,
         )
-        await _shielded(self._outcomes.enqueue(dead))
+        await self._record(dead)
         self.counters.dead += 1
         self.metrics.sms_dead.labels(stage=message.stage, provider=provider or NO_PROVIDER).inc()
         log.warning("sms.dead", reason=reason, code=code, error=error)
+
+    async def _record(self, outcome: MessageOutcome) -> None:
+        """Save an outcome, shielded from cancellation (the provider already acted), and again
+        after a backoff while the store is unavailable (cancelled at shutdown: the row stays
+        `sending` and is settled at the next start)."""
+        while True:
+            try:
+                await _shielded(self._outcomes.enqueue(outcome))
+            except StoreUnavailable as exc:
+                await self.guard.failed(exc)
+            else:
+                return
 
     def _too_old(self, message: ClaimedMessage, at: datetime) -> bool:
         return (at - message.age_from).total_seconds() > self.policy.max_age_s

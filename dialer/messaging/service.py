@@ -13,6 +13,7 @@ from typing import Any
 
 from dialer.clock import Clock, Sleep
 from dialer.config import Settings
+from dialer.health import Health
 from dialer.logs import get_logger
 from dialer.messaging.dispatcher import Dispatcher, RetryPolicy
 from dialer.messaging.intake import Intake
@@ -40,6 +41,8 @@ def dispatcher_for(
     *,
     now: Clock,
     metrics: Metrics | None = None,
+    health: Health | None = None,
+    sleep: Sleep = asyncio.sleep,
 ) -> Dispatcher:
     notifications = settings.notifications
     return Dispatcher(
@@ -55,6 +58,8 @@ def dispatcher_for(
         poll_interval_s=notifications.dispatcher.poll_interval_s,
         status_callback_url=status_callback_url(settings),
         metrics=metrics,
+        health=health,
+        sleep=sleep,
     )
 
 
@@ -81,8 +86,10 @@ class SmsService:
         now: Clock,
         sleep: Sleep = asyncio.sleep,
         metrics: Metrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self.settings = settings
+        self.health = health or Health(now=now)
         self.outbox = outbox
         self.opt_outs = opt_outs
         self.now = now
@@ -115,7 +122,13 @@ class SmsService:
         )
         try:
             self.dispatcher = dispatcher_for(
-                self.settings, self.outbox, notifier, now=self.now, metrics=self.metrics
+                self.settings,
+                self.outbox,
+                notifier,
+                now=self.now,
+                metrics=self.metrics,
+                health=self.health,
+                sleep=self.sleep,
             )
             await self.dispatcher.run(stop)
         finally:

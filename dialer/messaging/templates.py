@@ -2,9 +2,9 @@
 
 `render` fills every placeholder the config allows (`TEMPLATE_PLACEHOLDERS`): the order's own
 fields, the sender `signature`, the `opt_out_hint`, and the event's `data` (tracking_number,
-courier, eta, amount...). A placeholder with no value becomes "" rather than an error: the
-config already refused unknown placeholders, and a missing tracking number must not lose the
-whole message.
+courier, eta, amount...), the event's values stripped of control characters. A placeholder with
+no value becomes "" rather than an error: the config already refused unknown placeholders, and
+a missing tracking number must not lose the whole message.
 
 `quiet_hours_end` says when a non-urgent message may go: None when now is outside the quiet
 hours, else the moment they end, in UTC. Quiet hours are read in the customer's time zone
@@ -14,6 +14,7 @@ midnight (21:00-08:00).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -30,7 +31,13 @@ def _text(value: DataValue) -> str:
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    return without_controls(str(value))
+
+
+def without_controls(text: str) -> str:
+    """`text` without control characters (CR, LF, ESC, NUL...): an event's value must not
+    break the message's lines or reach the handset as a control code."""
+    return "".join(char for char in text if unicodedata.category(char) != "Cc")
 
 
 def render(
@@ -48,7 +55,7 @@ def render(
         (key, _text(value)) for key, value in data.items() if key in TEMPLATE_PLACEHOLDERS
     )
     values.update(
-        customer_name=customer_name,
+        customer_name=without_controls(customer_name),
         order_id=order_id,
         stage=stage,
         signature=notifications.signature,

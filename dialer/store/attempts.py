@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dialer.calling.ports import AttemptFacts, AttemptRow, DueContact, NextStep, Settlement
 from dialer.outcomes import Outcome
+from dialer.store.engine import reading, writing
 from dialer.store.schema import attempts, contacts
 
 __all__ = ["AttemptStore"]
@@ -28,7 +29,7 @@ class AttemptStore:
 
     async def start_attempt(self, contact: DueContact, *, attempt_id: str, now: datetime) -> None:
         """Write the attempt row (before the Originate is sent) and count it on the contact."""
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(
                 attempts.insert().values(
                     attempt_id=attempt_id,
@@ -49,7 +50,7 @@ class AttemptStore:
         self, attempt_id: str, contact_id: int, *, due_at: datetime, now: datetime
     ) -> None:
         """The Originate was certainly not sent (AMI down): forget the attempt, pending again."""
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             deleted = await conn.execute(
                 attempts.delete().where(
                     attempts.c.attempt_id == attempt_id, attempts.c.outcome.is_(None)
@@ -71,7 +72,7 @@ class AttemptStore:
 
     async def record_disposition(self, attempt_id: str, disposition: str, now: datetime) -> bool:
         """Keep the disposition on the attempt and its contact (also after it settled)."""
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             contact_id = await conn.scalar(
                 attempts.update()
                 .where(attempts.c.attempt_id == attempt_id)
@@ -91,7 +92,7 @@ class AttemptStore:
         """What the retry rule needs: the attempt's disposition, how many of the contact's
         attempts ended with `outcome` (this one counted) and in all. None when unknown or
         already settled."""
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             row = (
                 await conn.execute(
                     sa.select(attempts.c.contact_id, attempts.c.disposition).where(
@@ -133,7 +134,7 @@ class AttemptStore:
         }
         if settlement.disposition is not None:
             values["disposition"] = settlement.disposition
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             row = (
                 await conn.execute(
                     attempts.update()
@@ -181,7 +182,7 @@ class AttemptStore:
             )
             .order_by(attempts.c.started_at)
         )
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             rows = (await conn.execute(query)).all()
         return [
             AttemptRow(
@@ -202,7 +203,7 @@ class AttemptStore:
         attempt row): pending again, due now. `keep`: contacts this process is dialling right
         now (claimed, attempt not yet written). Returns how many."""
         in_flight = sa.select(attempts.c.contact_id).where(attempts.c.outcome.is_(None))
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             result = await conn.execute(
                 contacts.update()
                 .where(

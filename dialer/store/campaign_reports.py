@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dialer.store.engine import reading
 from dialer.store.schema import attempts, campaigns, contacts
 
 __all__ = ["CampaignReportStore"]
@@ -19,7 +20,7 @@ class CampaignReportStore:
     # -- what supervisors see ------------------------------------------------------------------
 
     async def next_due_at(self, campaign_id: int) -> datetime | None:
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             value = await conn.scalar(
                 sa.select(sa.func.min(contacts.c.next_attempt_at)).where(
                     contacts.c.campaign_id == campaign_id, contacts.c.state == "pending"
@@ -29,7 +30,7 @@ class CampaignReportStore:
 
     async def summary(self, campaign_id: int) -> dict[str, Any]:
         """Counts of contacts by state, attempts by outcome and by disposition, next due time."""
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             by_state = await _counts(conn, contacts.c.state, contacts.c.campaign_id == campaign_id)
             by_outcome = await _counts(
                 conn, attempts.c.outcome, attempts.c.campaign_id == campaign_id
@@ -76,12 +77,12 @@ class CampaignReportStore:
             .where(attempts.c.campaign_id == campaign_id)
             .order_by(attempts.c.started_at, attempts.c.id)
         )
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             return [dict(row._mapping) for row in await conn.execute(query)]
 
     async def contact_states(self, campaign_id: int) -> dict[str, tuple[str, int, str | None]]:
         """phone -> (state, attempts_count, disposition): what tests and the demo look at."""
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             rows = await conn.execute(
                 sa.select(
                     contacts.c.phone,
@@ -110,7 +111,7 @@ class CampaignReportStore:
             .order_by(attempts.c.started_at.desc(), attempts.c.id.desc())
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             return [dict(row._mapping) for row in await conn.execute(query)]
 
 

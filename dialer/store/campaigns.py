@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from dialer.calling.ports import AddedContact, DueContact, NewContact
 from dialer.store.attempts import AttemptStore
 from dialer.store.campaign_reports import CampaignReportStore
-from dialer.store.contacts import add_contact, ensure_campaign, set_campaign_kind
-from dialer.store.engine import Store
+from dialer.store.contacts import add_contacts, ensure_campaign, set_campaign_kind
+from dialer.store.engine import Store, reading, writing
 from dialer.store.opt_outs import is_opted_out
 from dialer.store.schema import campaigns, contacts
 
@@ -67,20 +67,20 @@ class CampaignStore(AttemptStore, CampaignReportStore):
 
     async def ensure_campaign(self, name: str, kind: str) -> int:
         """The campaign's id; its row created, or its kind brought up to the config's."""
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             campaign_id = await ensure_campaign(conn, name, kind)
             await set_campaign_kind(conn, name, kind)
             return campaign_id
 
     async def campaign_state(self, campaign_id: int) -> str:
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             state = await conn.scalar(
                 sa.select(campaigns.c.state).where(campaigns.c.id == campaign_id)
             )
         return str(state or "running")
 
     async def set_campaign_state(self, campaign_id: int, state: str, now: datetime) -> None:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(
                 campaigns.update()
                 .where(campaigns.c.id == campaign_id)
@@ -88,30 +88,16 @@ class CampaignStore(AttemptStore, CampaignReportStore):
             )
 
     async def is_opted_out(self, phone: str) -> bool:
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             return await is_opted_out(conn, phone, "call")
 
     async def add_contacts(
         self, campaign_id: int, items: Sequence[NewContact], now: datetime
     ) -> list[AddedContact]:
-        """Add (or merge) every item in one transaction, in order."""
-        added = []
-        async with self.engine.begin() as conn:
-            for item in items:
-                added.append(
-                    await add_contact(
-                        conn,
-                        campaign_id=campaign_id,
-                        phone=item.phone,
-                        due_at=now,
-                        now=now,
-                        name=item.name,
-                        timezone=item.timezone,
-                        priority=item.priority,
-                        context=item.context,
-                    )
-                )
-        return added
+        """Add (or merge) every item in one transaction, in order (a few statements for the
+        whole batch, however long: `dialer.store.contacts.add_contacts`)."""
+        async with writing(self.engine) as conn:
+            return await add_contacts(conn, campaign_id, items, due_at=now, now=now)
 
     # -- leasing -------------------------------------------------------------------------------
 
@@ -120,7 +106,7 @@ class CampaignStore(AttemptStore, CampaignReportStore):
     ) -> DueContact | None:
         """Take the most urgent due contact of the campaign (pending -> dialling), or None."""
         lease_until = now + timedelta(seconds=lease_s)
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             for _ in range(3):  # SQLite: another writer may have taken it between the two steps
                 query = _due(campaign_id, now)
                 if conn.dialect.name == "postgresql":
@@ -146,7 +132,7 @@ class CampaignStore(AttemptStore, CampaignReportStore):
         return None
 
     async def renew_leases(self, campaign_id: int, *, owner: str, until: datetime) -> None:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(
                 contacts.update()
                 .where(
@@ -159,7 +145,7 @@ class CampaignStore(AttemptStore, CampaignReportStore):
 
     async def put_back(self, contact_id: int, *, due_at: datetime, now: datetime) -> None:
         """Not called after all (window closed, Originate not sent): pending again at `due_at`."""
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(
                 contacts.update()
                 .where(contacts.c.id == contact_id, contacts.c.state == "dialling")
@@ -174,7 +160,7 @@ class CampaignStore(AttemptStore, CampaignReportStore):
 
     async def cancel(self, contact_id: int, *, reason: str, now: datetime) -> None:
         """Never to be called (not allowed country, DNC, opted out); the reason is kept."""
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(
                 contacts.update()
                 .where(contacts.c.id == contact_id)

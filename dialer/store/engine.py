@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,8 +27,18 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from dialer.health import StoreUnavailable
 
 StoreDialect = Literal["sqlite", "postgresql"]
 
@@ -189,6 +200,30 @@ def _reason(exc: BaseException, password: str | None) -> str:
 _DRIVER_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 
 
+_UNAVAILABLE = (OperationalError, InterfaceError, OSError, TimeoutError)
+"""Failures of the store itself (unreachable, timed out, locked), not of what was asked of it."""
+
+
+@contextlib.asynccontextmanager
+async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """`engine.begin()`, with the store's own failures raised as `StoreUnavailable`."""
+    try:
+        async with engine.begin() as connection:
+            yield connection
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(_reason(exc, engine.url.password)) from exc
+
+
+@contextlib.asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """`engine.connect()`, with the store's own failures raised as `StoreUnavailable`."""
+    try:
+        async with engine.connect() as connection:
+            yield connection
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(_reason(exc, engine.url.password)) from exc
+
+
 def batch_fails_alone(exc: Exception) -> bool:
     """Whether a failed batch write may be the fault of one of its items (a constraint, a value
     refused) or of its size (a deadlock), so writing them one by one lets the others through.
@@ -198,7 +233,7 @@ def batch_fails_alone(exc: Exception) -> bool:
         # A PostgreSQL deadlock between two workers' batches: one event at a time cannot.
         deadlock = getattr(exc.orig, "pgcode", None) in ("40P01", "40001")
         return deadlock or isinstance(exc, IntegrityError | DataError)
-    return not isinstance(exc, OSError | TimeoutError)
+    return not isinstance(exc, OSError | TimeoutError | StoreUnavailable)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from dialer.messaging.ports import (
     StoredEvent,
 )
 from dialer.store import contacts as contact_rows
-from dialer.store.engine import Store, batch_fails_alone
+from dialer.store.engine import Store, batch_fails_alone, reading, writing
 from dialer.store.schema import events, opt_outs, outbound_messages
 
 __all__ = ["EventStore"]
@@ -173,7 +173,7 @@ class EventStore:
         return batch_fails_alone(exc)
 
     async def find_event(self, event_id: str) -> StoredEvent | None:
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             row = (await conn.execute(_STORED_EVENTS, {"event_ids": [event_id]})).one_or_none()
         return None if row is None else StoredEvent(row.payload, row.response)
 
@@ -187,7 +187,7 @@ class EventStore:
         leaders = sorted((batch[index] for index in first.values()), key=lambda e: e.event_id)
         done: dict[str, AcceptedEvent] = {}
         inserts = _inserts(self.dialect)
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             event_rows = [
                 {
                     "event_id": item.event_id,

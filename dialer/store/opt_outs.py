@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dialer.store.contacts import upsert
-from dialer.store.engine import Store
+from dialer.store.engine import Store, reading, writing
 from dialer.store.schema import opt_outs
 
 __all__ = ["OptOutStore", "is_opted_out", "opt_in", "opt_out"]
@@ -56,13 +56,13 @@ class OptOutStore:
         self.engine = store.engine
 
     async def opt_out(self, phone: str, *, source: str, now: datetime) -> None:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await opt_out(conn, phone, source=source, now=now)
 
     async def opt_in(self, phone: str) -> None:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await opt_in(conn, phone)
 
     async def is_opted_out(self, phone: str, scope: Literal["sms", "call"]) -> bool:
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             return await is_opted_out(conn, phone, scope)

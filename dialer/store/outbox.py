@@ -32,7 +32,7 @@ from dialer.messaging.ports import (
     MessageOutcome,
 )
 from dialer.store import opt_outs as opt_out_rows
-from dialer.store.engine import Store, batch_fails_alone
+from dialer.store.engine import Store, batch_fails_alone, writing
 from dialer.store.schema import UtcDateTime, opt_outs, outbound_messages
 
 __all__ = ["OutboxStore"]
@@ -162,7 +162,7 @@ class OutboxStore:
     async def claim_due(self, *, now: datetime, limit: int) -> list[ClaimedMessage]:
         """Mark up to `limit` due queued messages `sending` (attempts + 1) and return them, each
         with whether its number has opted out of SMS since it was queued."""
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             rows = (await conn.execute(_CLAIM, {"now": now, "limit": limit})).all()
             opted_out = await _opted_out_of_sms(conn, {row.phone for row in rows})
         claimed = [
@@ -186,7 +186,7 @@ class OutboxStore:
         by_kind: dict[str, list[dict[str, Any]]] = {}
         for outcome in outcomes:
             by_kind.setdefault(outcome.kind, []).append(_params(outcome))
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             for kind, params in by_kind.items():
                 await conn.execute(_STATEMENTS[kind], params)
             for outcome in outcomes:
@@ -197,7 +197,7 @@ class OutboxStore:
 
     async def record_outcome(self, outcome: MessageOutcome) -> bool:
         """The outcome of one claimed message; False when its row was not `sending`."""
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             result = await conn.execute(_STATEMENTS[outcome.kind], _params(outcome))
             if outcome.opt_out_phone is not None:
                 await opt_out_rows.opt_out(
@@ -208,7 +208,7 @@ class OutboxStore:
     async def settle_sending(self, *, now: datetime) -> list[tuple[int, str, str]]:
         """Rows left `sending` by a crash go back to queued, due now: (id, order_id, stage) each.
         The provider may have taken such a message before the crash: it may go out twice."""
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             rows = (
                 await conn.execute(
                     outbound_messages.update()
@@ -248,7 +248,7 @@ class OutboxStore:
             values["provider_message_id"] = sa.func.coalesce(
                 _m.provider_message_id, provider_message_id
             )
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             row = (
                 await conn.execute(
                     outbound_messages.update()
@@ -284,7 +284,7 @@ class OutboxStore:
             "error_code": code,
             "updated_at": now,
         }
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             result = await conn.execute(
                 outbound_messages.update()
                 .where(_m.id == message_id, _m.status.in_(["undelivered", "failed"]))
@@ -295,7 +295,7 @@ class OutboxStore:
     async def replay_dead(self, message_id: int, *, now: datetime) -> bool:
         """A dead message queued again, due now; `max_age_s` counts from now (`replayed_at`),
         `created_at` stays when it was first queued. False: no such dead row."""
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             result = await conn.execute(
                 outbound_messages.update()
                 .where(_m.id == message_id, _m.status == "dead")

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dialer.store.engine import Store
+from dialer.store.engine import Store, reading
 from dialer.store.schema import MESSAGE_STATUSES, outbound_messages
 
 __all__ = [
@@ -33,7 +33,7 @@ StageCounts = dict[str, dict[str, int]]
 async def funnel(store: Store) -> StageCounts:
     """Messages by order stage and current status, one GROUP BY over the outbox."""
     query = sa.select(_m.stage, _m.status, sa.func.count()).group_by(_m.stage, _m.status)
-    async with store.engine.connect() as conn:
+    async with reading(store.engine) as conn:
         rows = (await conn.execute(query)).all()
     counts: StageCounts = {}
     for stage, status, count in rows:
@@ -70,14 +70,14 @@ async def backlog(store: Store, *, now: datetime) -> Backlog:
         sa.func.count().filter(waiting),
         sa.func.min(_m.next_attempt_at).filter(due),
     )
-    async with store.engine.connect() as conn:
+    async with reading(store.engine) as conn:
         depth, oldest = (await conn.execute(query)).one()
     age_s = (now - oldest).total_seconds() if oldest is not None else 0.0
     return Backlog(depth=int(depth or 0), oldest_due_age_s=max(0.0, age_s))
 
 
 async def message_status(store: Store, message_id: int) -> Mapping[str, Any] | None:
-    async with store.engine.connect() as conn:
+    async with reading(store.engine) as conn:
         row = (
             await conn.execute(sa.select(outbound_messages).where(_m.id == message_id))
         ).one_or_none()
@@ -85,7 +85,7 @@ async def message_status(store: Store, message_id: int) -> Mapping[str, Any] | N
 
 
 async def list_dead(store: Store, *, limit: int = 1000) -> list[DeadMessage]:
-    async with store.engine.connect() as conn:
+    async with reading(store.engine) as conn:
         rows = (
             await conn.execute(
                 sa.select(

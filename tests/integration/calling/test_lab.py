@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from dialer.calling.options import RunnerOptions
 from dialer.calling.ports import NewContact, OriginateRequest
-from dialer.calling.runner import RunnerOptions
 from dialer.calling.service import CampaignService
 from dialer.pbx.adapter import AmiPbx
 from dialer.pbx.client import AmiClient

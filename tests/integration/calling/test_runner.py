@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from dialer.calling.options import RunnerOptions
 from dialer.calling.ports import NewContact
-from dialer.calling.runner import RunnerOptions
 from dialer.calling.service import CampaignService
 from dialer.store import CampaignStore, Store
 from dialer.store.opt_outs import opt_out

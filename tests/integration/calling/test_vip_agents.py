@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from dialer.calling.options import RunnerOptions
 from dialer.calling.ports import LiveChannel, NewContact, OriginateRequest
-from dialer.calling.runner import RunnerOptions
 from dialer.calling.service import CampaignService
 from dialer.store import CampaignStore, Store
 from tests.fakes.campaign_pbx import NOW, FakeClock, never, no_wait, settings_with

@@ -33,8 +33,8 @@ def test_import_adds_good_rows_and_reports_bad_ones_by_row(tmp_path: Path) -> No
     done = dialer("contacts", "import", "refusal", str(csv_file), "--config", config(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "refusal: 1 added, 1 merged, 0 already finished, 2 refused" in done.stdout
-    assert f"{csv_file}: row 3: phone: not a phone number" in done.stderr
-    assert f"{csv_file}: row 4: phone: US is not an allowed country (CN)" in done.stderr
+    assert f"{csv_file}: line 3: phone: not a phone number" in done.stderr
+    assert f"{csv_file}: line 4: phone: US is not an allowed country (CN)" in done.stderr
 
 
 def test_report_of_a_campaign_without_attempts_is_empty(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from twilio.request_validator import RequestValidator
 
 from dialer.app import metrics_page
+from dialer.calling.options import RunnerOptions
 from dialer.calling.ports import NewContact
-from dialer.calling.runner import RunnerOptions
 from dialer.calling.service import CampaignService
 from dialer.http.server import make_web_app
 from dialer.http.sms import add_sms_routes

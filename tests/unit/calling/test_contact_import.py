@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dialer.calling.contact_import import RowError, check_row, csv_rows
+from dialer.calling.contact_import import RowError, check_row, refused_row
 from tests.fakes.campaign_pbx import settings_with
 
 CAMPAIGN = settings_with(
@@ -51,18 +51,8 @@ def test_a_bad_row_says_why(values: dict[str, object], reason: str) -> None:
         check(**values)
 
 
-def test_csv_rows_are_numbered_by_their_line() -> None:
-    rows = csv_rows("phone,name,order_id\n13800001001,A,o1\n\n13800001002,B,o2\n")
-    assert [row for row, _ in rows] == [2, 4]
-    assert rows[1][1] == {"phone": "13800001002", "name": "B", "order_id": "o2"}
-
-
-def test_a_csv_without_a_phone_column_is_refused() -> None:
-    with pytest.raises(RowError, match="no `phone` column"):
-        csv_rows("name\nA\n")
-
-
-def test_a_row_with_more_values_than_columns_is_refused() -> None:
-    (row,) = csv_rows("phone,name\n13800001001,A,extra\n")
-    with pytest.raises(RowError, match="more values than columns"):
-        check_row(row[1], CAMPAIGN, default_region="CN")
+def test_a_refused_row_echoes_its_number_masked_and_escaped() -> None:
+    result = refused_row(7, {"phone": "1380000\r\n\x1b[31m1001"}, RowError("phone: not a number"))
+    assert (result.row, result.status, result.reason) == (7, "refused", "phone: not a number")
+    assert result.phone == "138000****1001"  # of the escaped text: 1380000\\r\\n\\x1b[31m1001
+    assert all(char.isprintable() for char in str(result.as_dict()))

@@ -40,3 +40,16 @@ def test_in_quiet_hours_after_midnight_it_waits_until_8_the_same_morning() -> No
 
 def test_no_quiet_hours_never_hold() -> None:
     assert quiet_hours_end(datetime(2025, 6, 2, 15, 0, tzinfo=UTC), None) is None
+
+
+def test_control_characters_of_the_event_never_reach_the_message() -> None:
+    stage = Stage(template="{customer_name}: {courier} {tracking_number}")
+    text = render(
+        stage,
+        Notifications(),
+        stage="shipped",
+        order_id="A1",
+        customer_name="王\r\n女士\x1b[2J",
+        data={"courier": "顺\x00丰", "tracking_number": "SF\u00851"},
+    )
+    assert text == "王女士[2J: 顺丰 SF1"
