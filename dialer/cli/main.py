@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dialer import __version__
-from dialer.app import StartupError, build
 from dialer.cli import sms
 from dialer.cli.campaigns import add_campaign_commands, run_campaign_command
 from dialer.config import ConfigError, Settings, load_settings
@@ -72,6 +71,8 @@ def check_config(path: str) -> int:
 
 
 async def _run_daemon(settings: Settings, config_path: str) -> None:
+    from dialer.app import build  # the whole daemon: only `run` needs it (the others start fast)
+
     stop = asyncio.Event()
     daemon = build(settings, config_path=Path(config_path))
     loop = asyncio.get_running_loop()
@@ -85,6 +86,8 @@ def run(config_path: str) -> int:
     settings = _load_or_report(config_path)
     if settings is None:
         return EXIT_USER_ERROR
+    from dialer.app import StartupError
+
     configure_logging(settings.logging.level, settings.logging.format)
     log.info("daemon.starting", config=config_path, version=__version__)
     try:

@@ -6,7 +6,6 @@ from datetime import datetime
 
 from dialer.config import Settings
 from dialer.logs import mask_phone
-from dialer.messaging.service import replay_dead_letter
 from dialer.store import OutboxStore, Store, sms_reports
 
 __all__ = ["print_dead", "replay"]
@@ -33,6 +32,8 @@ async def print_dead(settings: Settings) -> int:
 
 
 async def replay(settings: Settings, message_id: int, *, now: datetime) -> bool:
+    from dialer.messaging.service import replay_dead_letter  # with the notifiers: only here
+
     store = await Store.open(settings.store.async_url)
     try:
         return await replay_dead_letter(OutboxStore(store), message_id, now=now)

@@ -8,7 +8,9 @@ datetime is refused when written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -56,6 +58,24 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+        """The conversion above (and the driver's own), done once for a value written many
+        times in a row: a batch of contacts shares one `now` for three columns of each row."""
+        convert = super().bind_processor(dialect)
+        if convert is None:
+            return None
+        last: list[Any] = [_NOTHING, None]
+
+        def process(value: Any) -> Any:
+            if value is not last[0]:
+                last[0], last[1] = value, convert(value)
+            return last[1]
+
+        return process
+
+
+_NOTHING = object()
 
 
 def utc_now() -> datetime:
