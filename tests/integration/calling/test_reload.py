@@ -128,3 +128,38 @@ async def test_a_reload_reads_the_dnc_file_again(store: Store, tmp_path: Path) -
     assert pbx.originated == []
     state, _, reason = found[number("1001")]
     assert (state, reason) == ("cancelled", "do_not_call")
+
+
+def vip_campaign(queue: str) -> str:
+    return f"""
+vip:
+  kind: vip
+  channel: Local/{{number}}@customers
+  agent_queue: {queue}
+  destination: {{queue: {queue}}}
+  calling_windows: {{mon: [00:00-23:59], tue: [00:00-23:59], wed: [00:00-23:59]}}
+"""
+
+
+def member_event(queue: str, status: str) -> dict[str, str]:
+    return {"Event": "QueueMemberStatus", "Queue": queue, "StateInterface": "Local/2001@a/n",
+            "Status": status, "Paused": "0"}  # fmt: skip
+
+
+async def test_a_renamed_agent_queue_is_read_and_the_old_one_heard_no_more(
+    store: Store, tmp_path: Path
+) -> None:
+    pbx = FakePbx(queue_members=[{**member_event("agents", "1"), "Event": "QueueMember"}])
+    service = await service_for(
+        store, FakeClock(NOW), pbx, vip_campaign("agents"), tmp_path=tmp_path
+    )
+    listeners_before = len(service.router._queue_listeners)
+    pbx.queue_members = [{**member_event("vip2", "1"), "Event": "QueueMember"}]
+    await service.reload(settings_with(vip_campaign("vip2")))
+    queue = service.runners["vip"].agent_queue
+    assert queue is not None
+    await service.handle_event(member_event("agents", "2"))  # the old queue: no longer ours
+    free_after_old_event = queue.free_agents
+    await service.handle_event(member_event("vip2", "2"))
+    assert (queue.name, free_after_old_event, queue.free_agents) == ("vip2", 1, 0)
+    assert len(service.router._queue_listeners) == listeners_before == 1

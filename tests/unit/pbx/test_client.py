@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import pytest
 
-from dialer.calling.ports import OriginateRequest
+from dialer.calling.ports import (
+    OriginateRequest,
+    PbxError,
+    PbxNotSent,
+    PbxRefused,
+    PbxUnconfirmed,
+)
+from dialer.pbx.adapter import translated
 from dialer.pbx.protocol import AmiProtocol
-from dialer.pbx.wire import AmiEvent, UnsafeHeader, check_headers, parse_message, variable_headers
+from dialer.pbx.wire import (
+    AmiActionFailed,
+    AmiDisconnected,
+    AmiError,
+    AmiEvent,
+    AmiNotConnected,
+    AmiTimeout,
+    UnsafeHeader,
+    check_headers,
+    parse_message,
+    variable_headers,
+)
 
 
 class FakeTransport:
@@ -96,3 +114,26 @@ def test_protocol_closes_the_link_when_asterisk_announces_shutdown() -> None:
     protocol.data_received(b"Event: Shutdown\r\nShutdown: Cleanly\r\nRestart: True\r\n\r\n")
     assert events[0]["Event"] == "Shutdown"
     assert protocol.transport.closed
+
+
+@pytest.mark.parametrize(
+    ("raised", "port_error"),
+    [
+        (UnsafeHeader("CR in a header"), PbxNotSent),
+        (AmiNotConnected("not logged in"), PbxNotSent),
+        (AmiActionFailed("Originate", "Asterisk is shutting down"), PbxRefused),
+        (AmiTimeout("no answer to Originate within 10 s"), PbxUnconfirmed),
+        (AmiDisconnected("link lost"), PbxUnconfirmed),
+        (AmiError("anything else"), PbxError),
+    ],
+)
+def test_the_ami_errors_become_the_campaigns_pbx_errors(
+    raised: Exception, port_error: type[Exception]
+) -> None:
+    with pytest.raises(port_error) as caught, translated():
+        raise raised
+    assert type(caught.value) is port_error
+    assert caught.value.__cause__ is raised
+    if isinstance(raised, AmiActionFailed):
+        assert isinstance(caught.value, PbxRefused)
+        assert caught.value.message == "Asterisk is shutting down"
