@@ -1,0 +1,1 @@
+"""Agent-queue calling: pacing (progressive, power, predictive), virtual time, a simulated world."""
