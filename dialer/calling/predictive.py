@@ -280,7 +280,7 @@ class PredictivePacer:
         while placed < floor + available:
             # The attempts of one decision ring side by side: each may be answered before any
             # other, so with this one placed each carries the risk of having `placed` others
-            # around it, and this one adds what the whole batch's risk grows by.
+            # beside it, and this one adds what the whole batch's risk grows by.
             with_this = (placed + 1) * risk.of_attempt(placed)
             pi = max(0.0, with_this - batch_risk)
             if placed >= floor and pi > self._threshold:
@@ -299,14 +299,14 @@ class PredictivePacer:
 
 
 class _Risk:
-    """pi for the k-th extra attempt of one decision, averaged over answered-ring quantiles s.
+    """pi of an attempt placed now, averaged over strata of the answered-ring-time distribution.
 
-    For each s, with horizon h = s + grace: our caller connects if idle - waiting + X - Y >= 1,
-    X = agents freed by h (wrap-up and talk+wrap-up over, given how long each has lasted),
-    Y = calls answered before ours (ringing ones, given how long each has rung, and the k placed
-    before ours in this decision). Both are sums of Bernoullis; a Bernoulli above 1/2 is counted
-    as certain, less its complement on the other side, and the small ones as Poisson, so pi is a
-    Poisson-difference tail.
+    For each stratum's ring time s, with horizon h = s + grace: our caller connects if
+    idle - waiting + X - Y >= 1, X = agents freed by h (wrap-up, or talk then wrap-up, over
+    given how long each has lasted), Y = calls answered before ours (ringing ones given how long
+    each has rung, and the others placed in this decision). X and Y are sums of Bernoullis, each
+    approximated by a translated Poisson (after Roellin 2007: a shift plus a Poisson matching the
+    mean and the variance), so pi is a Poisson-difference tail.
     """
 
     def __init__(self, pacer: PredictivePacer, snapshot: PacingSnapshot) -> None:
@@ -317,69 +317,70 @@ class _Risk:
         grace = pacer.abandon_after_s
         horizons = [s + grace for s in quantiles]
         count = len(quantiles)
-        certain_free, small_free, complement_free = [0] * count, [0.0] * count, [0.0] * count
-        certain_ahead, small_ahead, complement_ahead = [0] * count, [0.0] * count, [0.0] * count
+        free_mean, free_variance = [0.0] * count, [0.0] * count
+        ahead_mean, ahead_variance = [0.0] * count, [0.0] * count
         wrap_mean_s = pacer._wrap.mean_s if pacer._wrap.count else 0.0
-        _add_done(
-            pacer._wrap,
-            snapshot.agents_wrapping,
-            horizons,
-            (certain_free, small_free, complement_free),
-        )
+        _add_done(pacer._wrap, snapshot.agents_wrapping, horizons, free_mean, free_variance)
         _add_done(
             pacer._talk,
             snapshot.agents_talking,
             [h - wrap_mean_s for h in horizons],
-            (certain_free, small_free, complement_free),
+            free_mean,
+            free_variance,
         )
-        _add_answered(
-            ring,
-            snapshot.ringing,
-            quantiles,
-            self.scale,
-            (certain_ahead, small_ahead, complement_ahead),
-        )
+        _add_answered(ring, snapshot.ringing, quantiles, self.scale, ahead_mean, ahead_variance)
         answered_cumulative, ended_cumulative = ring.cumulative()
         last = ring.last_bin
         attempts = ended_cumulative[last]
-        free_now = snapshot.agents_idle - snapshot.callers_waiting
-        self._margins = [free_now + certain_free[j] - certain_ahead[j] for j in range(count)]
-        self._b = [small_ahead[j] + complement_free[j] for j in range(count)]
-        self._a = [small_free[j] + complement_ahead[j] for j in range(count)]
+        self._free_now = snapshot.agents_idle - snapshot.callers_waiting
+        self._ahead_mean = ahead_mean
+        self._ahead_variance = ahead_variance
+        self._free = [_translated_poisson(free_mean[j], free_variance[j]) for j in range(count)]
         self._q = [
             min(1.0, self.scale * answered_cumulative[min(int(s / ring.bin_s), last)] / attempts)
             for s in quantiles
         ]
 
-    def of_attempt(self, before: int) -> float:
-        """pi of an attempt with `before` attempts of this decision placed just before it."""
+    def of_attempt(self, others: int) -> float:
+        """pi of an attempt with `others` attempts of this decision ringing beside it."""
         total = 0.0
-        for weight, margin, b, a, q in zip(
-            self._weights, self._margins, self._b, self._a, self._q, strict=True
+        for weight, mean, variance, (free_shift, free_rate), q in zip(
+            self._weights, self._ahead_mean, self._ahead_variance, self._free, self._q, strict=True
         ):
-            if q <= 0.5:
-                total += weight * poisson_difference_at_least(margin, b + before * q, a)
-            else:
-                total += weight * poisson_difference_at_least(
-                    margin - before, b, a + before * (1.0 - q)
-                )
+            ahead_shift, ahead_rate = _translated_poisson(
+                mean + others * q, variance + others * q * (1.0 - q)
+            )
+            # fails when Y - X >= free now: Poisson(ahead) - Poisson(free) >= the rest
+            margin = self._free_now - ahead_shift + free_shift
+            total += weight * poisson_difference_at_least(margin, ahead_rate, free_rate)
         return total
 
 
-_Sides = tuple[list[int], list[float], list[float]]
+def _translated_poisson(mean: float, variance: float) -> tuple[int, float]:
+    """(shift, rate): a sum of Bernoullis with this mean and variance ~ shift + Poisson(rate).
+
+    The shift is mean - variance rounded (not floored, as Roellin does, which may add up to 1 to
+    the variance): two agents all but sure to be free must not look like 1 + Poisson(0.98). The
+    rate is then at most 1/2 off the variance, and is kept >= 0 at a small cost to the mean.
+    """
+    shift = max(0, math.floor(mean - variance + 0.5))
+    return shift, max(0.0, mean - shift)
 
 
 def _add_done(
-    durations: Durations, elapsed: Sequence[float], within: Sequence[float], sides: _Sides
+    durations: Durations,
+    elapsed: Sequence[float],
+    within: Sequence[float],
+    means: list[float],
+    variances: list[float],
 ) -> None:
     """Add, per horizon, the Bernoullis "over within `within[j]` more, having lasted e"."""
     if not elapsed:
         return
-    certain, small, complement = sides
     if not durations.count:  # nothing learnt (no wrap-up seen): over at once
         for j, span in enumerate(within):
             if span > 0:
-                certain[j] += len(elapsed)
+                means[j] += len(elapsed)
         return
     per_s = 1.0 / durations.bin_s
     # Bins wholly within the span (a bin straddling its end does not count as over in time):
@@ -400,11 +401,8 @@ def _add_done(
         inverse = 1.0 / (count - base + 1.0)
         for j, step, prior_done in spans:
             p = (cumulative[start + step] - base + prior_done) * inverse
-            if p > 0.5:
-                certain[j] += 1
-                complement[j] += 1.0 - p
-            else:
-                small[j] += p
+            means[j] += p
+            variances[j] += p * (1.0 - p)
 
 
 def _add_answered(
@@ -412,12 +410,12 @@ def _add_answered(
     ringing: Sequence[float],
     quantiles: Sequence[float],
     scale: float,
-    sides: _Sides,
+    means: list[float],
+    variances: list[float],
 ) -> None:
     """Add, per quantile s, the Bernoullis "answered within s more, having rung r"."""
     if not ringing:
         return
-    certain, small, complement = sides
     per_s = 1.0 / ring.bin_s
     steps = [(j, max(0, math.floor(span * per_s) - 1)) for j, span in enumerate(quantiles)]
     answered, ended = ring.cumulative_padded(max(step for _, step in steps) + 1)
@@ -434,8 +432,8 @@ def _add_answered(
         factor = scale / still_ringing
         for j, step in steps:
             p = (answered[start + step] - base) * factor
-            if p > 0.5:
-                certain[j] += 1
-                complement[j] += 1.0 - min(1.0, p)
-            elif p > 0.0:
-                small[j] += p
+            if p > 0.0:
+                if p > 1.0:
+                    p = 1.0
+                means[j] += p
+                variances[j] += p * (1.0 - p)
