@@ -11,7 +11,8 @@ pauses; a busy agent leaves after its wrap-up) and `answer_rate_changes` script 
 
 `World` is a discrete-event model with no clock but its own `now`: a driver `place()`s attempts
 and moves it with `run_until(t)` / `next_event_s()`; it tells a listener each `Happening`
-(answered, busy, no_answer, connected, abandoned, talk_ended, wrap_up_ended). The same world can
+(answered, busy, no_answer, connected, abandoned, talk_ended, wrap_up_ended, agent_joined,
+agent_left). The same world can
 later sit behind the daemon's PBX port on the virtual-time loop (an `originate(request)` that
 places an attempt and turns happenings into AMI events); for now `run_day` drives it with a
 pacer directly: a decision after every event and at least once a simulated second.
@@ -37,7 +38,15 @@ from dialer.calling.predictive import Pacer, PacingSnapshot, progressive_calls
 __all__ = ["DayMetrics", "Happening", "World", "WorldConfig", "run_day"]
 
 HappeningKind = Literal[
-    "answered", "busy", "no_answer", "connected", "abandoned", "talk_ended", "wrap_up_ended"
+    "answered",
+    "busy",
+    "no_answer",
+    "connected",
+    "abandoned",
+    "talk_ended",
+    "wrap_up_ended",
+    "agent_joined",
+    "agent_left",
 ]
 
 
@@ -63,9 +72,10 @@ class WorldConfig:
 
 @dataclass(frozen=True)
 class Happening:
-    """Something the PBX would report. `attempt`: the attempt's number (from `place`); `agent`:
-    the agent's index or -1; `duration_s`: ring time (answered, busy, no_answer), wait in queue
-    (connected, abandoned), talk or wrap-up time."""
+    """Something the PBX would report. `attempt`: the attempt's number (from `place`) or -1;
+    `agent`: the agent's index or -1; `duration_s`: ring time (answered, busy, no_answer), wait
+    in queue (connected, abandoned), talk or wrap-up time. An agent `agent_left` stops taking
+    calls at once (a busy one leaves after its wrap-up); `agent_joined` takes calls again."""
 
     kind: HappeningKind
     at_s: float
@@ -131,6 +141,7 @@ class World:
         self._placed_at: dict[int, float] = {}
         self._state = [_OFF] * config.agents
         self._since = [0.0] * config.agents
+        self._call_of = [-1] * config.agents  # the attempt an agent talks or wraps up
         self._leaving = [False] * config.agents
         self._idle: deque[int] = deque()
         self._on_duty = 0
@@ -249,6 +260,7 @@ class World:
         self._measure.idle_gap(self.now, self.now - self._since[agent])
         self._state[agent] = _TALKING
         self._since[agent] = self.now
+        self._call_of[agent] = attempt
         talk_s = self._talk_rng.lognormvariate(self._talk_mu, self._talk_sigma)
         self._schedule(self.now + talk_s, _TALK_END, agent)
         self._tell("connected", attempt, agent, self.now - answered_at)
@@ -260,17 +272,16 @@ class World:
         self._since[agent] = self.now
         self._schedule(self.now + self.config.wrap_up_s, _WRAP_END, agent)
         self._measure.talk_ended(self.now)
-        self._tell("talk_ended", -1, agent, talk_s)
+        self._tell("talk_ended", self._call_of[agent], agent, talk_s)
 
     def _wrap_end(self, agent: int) -> None:
         self._measure.busy(self._since[agent], self.now)
-        wrap_s = self.now - self._since[agent]
+        self._tell("wrap_up_ended", self._call_of[agent], agent, self.now - self._since[agent])
         if self._leaving[agent]:
             self._leaving[agent] = False
             self._log_out(agent)
         else:
             self._become_idle(agent)
-        self._tell("wrap_up_ended", -1, agent, wrap_s)
 
     def _become_idle(self, agent: int) -> None:
         self._state[agent] = _IDLE
@@ -283,6 +294,7 @@ class World:
     def _log_in(self, agent: int) -> None:
         self._on_duty += 1
         self._measure.logged_in(agent, self.now)
+        self._tell("agent_joined", -1, agent)
         self._become_idle(agent)
 
     def _log_out(self, agent: int) -> None:
@@ -296,17 +308,21 @@ class World:
         for agent in range(self.config.agents):  # more agents: the leaving ones stay first
             if staying < wanted and self._leaving[agent]:
                 self._leaving[agent] = False
+                self._tell("agent_joined", -1, agent)
                 staying += 1
         for agent in range(self.config.agents):
             if staying < wanted and self._state[agent] == _OFF:
                 self._log_in(agent)
                 staying += 1
         while staying > wanted and self._idle:  # fewer: idle ones go at once
-            self._log_out(self._idle.pop())
+            agent = self._idle.pop()
+            self._log_out(agent)
+            self._tell("agent_left", -1, agent)
             staying -= 1
         for agent in range(self.config.agents):  # then busy ones after their wrap-up
             if staying > wanted and self._state[agent] != _OFF and not self._leaving[agent]:
                 self._leaving[agent] = True
+                self._tell("agent_left", -1, agent)
                 staying -= 1
 
 
@@ -406,7 +422,7 @@ def run_day(
                 guard.observe_answered(abandoned=abandoned, at_s=happening.at_s)
         elif kind == "talk_ended":
             pacer.observe_talk(happening.duration_s)
-        else:
+        elif kind == "wrap_up_ended":
             pacer.observe_wrap_up(happening.duration_s)
 
     world = World(config, seed=seed, listener=listen)
