@@ -7,6 +7,9 @@
   seconds is answered within `s` more. It also watches the last `recent` attempts, and scales the
   answer chances up when those answer clearly more often than the window (a rise in the answer
   rate is the dangerous change: it makes the pacer over-dial; a fall only makes it cautious).
+- `add_done_chances` / `add_answer_chances`: the same chances summed over many agents or calls
+  at once, as the means and variances of sums of Bernoullis (the pacer's hot loop).
+- `translated_poisson(mean, variance)`: such a sum as a shift plus a Poisson.
 - `poisson_difference_at_least(m, b, a)`: P(B - A >= m) for independent Poisson B and A.
 - `AbandonGuard`: abandoned / answered over a rule window; says when the cap is reached, so the
   runner falls back to progressive pacing until the rate is back under it.
@@ -22,7 +25,13 @@ from collections import deque
 from collections.abc import Sequence
 from itertools import accumulate
 
-__all__ = ["AbandonGuard", "Durations", "RingTimes", "poisson_difference_at_least"]
+__all__ = [
+    "AbandonGuard",
+    "Durations",
+    "RingTimes",
+    "poisson_difference_at_least",
+    "translated_poisson",
+]
 
 
 class Durations:
@@ -96,6 +105,45 @@ class Durations:
         base = cumulative[start]
         prior_done = prior * -math.expm1(-within_s / self.mean_s) if self.mean_s > 0 else prior
         return (cumulative[end] - base + prior_done) / (cumulative[last] - base + prior)
+
+    def add_done_chances(
+        self,
+        elapsed: Sequence[float],
+        within: Sequence[float],
+        means: list[float],
+        variances: list[float],
+    ) -> None:
+        """For each span `within[j]`, add to `means[j]` and `variances[j]` the Bernoullis "over
+        within `within[j]` more, having lasted e", one per e in `elapsed` (as `done_within`, with
+        `prior=1`, fast: this runs per agent per decision)."""
+        if not elapsed:
+            return
+        if not self.count:  # nothing learnt (no wrap-up seen): over at once
+            for j, span in enumerate(within):
+                if span > 0:
+                    means[j] += len(elapsed)
+            return
+        per_s = 1.0 / self.bin_s
+        # Bins wholly within the span (a bin straddling its end does not count as over in time):
+        # a fixed wrap-up of exactly 10 s must not look over at 9.9 s.
+        steps = [math.floor(span * per_s) - 1 if span > 0 else -1 for span in within]
+        cumulative = self.cumulative_padded(max(steps) + 1)
+        last = self.last_bin
+        count = cumulative[last]
+        mean_s = self.mean_s if self.mean_s > 0 else 1.0
+        spans = [
+            (j, step, -math.expm1(-within[j] / mean_s)) for j, step in enumerate(steps) if step >= 0
+        ]
+        for lasted in elapsed:
+            start = int(lasted * per_s)
+            if start > last:
+                start = last
+            base = cumulative[start]
+            inverse = 1.0 / (count - base + 1.0)
+            for j, step, prior_done in spans:
+                p = (cumulative[start + step] - base + prior_done) * inverse
+                means[j] += p
+                variances[j] += p * (1.0 - p)
 
 
 class RingTimes:
@@ -223,6 +271,52 @@ class RingTimes:
         end = min(max(start, start + math.floor(within_s / self.bin_s) - 1), last)
         ringing = ended[last] - ended[start]
         return (answered[end] - answered[start]) / ringing if ringing > 0 else 0.0
+
+    def add_answer_chances(
+        self,
+        ringing: Sequence[float],
+        spans: Sequence[float],
+        scale: float,
+        means: list[float],
+        variances: list[float],
+    ) -> None:
+        """For each span `spans[j]`, add to `means[j]` and `variances[j]` the Bernoullis "answered
+        within `spans[j]` more, having rung r", one per r in `ringing`, each chance x `scale` (as
+        `answer_within`, fast: this runs per ringing call per decision)."""
+        if not ringing:
+            return
+        per_s = 1.0 / self.bin_s
+        steps = [(j, max(0, math.floor(span * per_s) - 1)) for j, span in enumerate(spans)]
+        answered, ended = self.cumulative_padded(max(step for _, step in steps) + 1)
+        last = self.last_bin
+        attempts = ended[last]
+        for rung in ringing:
+            start = int(rung * per_s)
+            if start > last:
+                start = last
+            still_ringing = attempts - ended[start]
+            if still_ringing <= 0:
+                continue
+            base = answered[start]
+            factor = scale / still_ringing
+            for j, step in steps:
+                p = (answered[start + step] - base) * factor
+                if p > 0.0:
+                    if p > 1.0:
+                        p = 1.0
+                    means[j] += p
+                    variances[j] += p * (1.0 - p)
+
+
+def translated_poisson(mean: float, variance: float) -> tuple[int, float]:
+    """(shift, rate): a sum of Bernoullis with this mean and variance ~ shift + Poisson(rate).
+
+    The shift is mean - variance rounded (not floored, as Roellin does, which may add up to 1 to
+    the variance): two agents all but sure to be free must not look like 1 + Poisson(0.98). The
+    rate is then at most 1/2 off the variance, and is kept >= 0 at a small cost to the mean.
+    """
+    shift = max(0, math.floor(mean - variance + 0.5))
+    return shift, max(0.0, mean - shift)
 
 
 def poisson_difference_at_least(m: int, b: float, a: float) -> float:

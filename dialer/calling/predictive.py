@@ -32,7 +32,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from dialer.calling.pacing_stats import Durations, RingTimes, poisson_difference_at_least
+from dialer.calling.pacing_stats import (
+    Durations,
+    RingTimes,
+    poisson_difference_at_least,
+    translated_poisson,
+)
 
 __all__ = [
     "Pacer",
@@ -320,22 +325,18 @@ class _Risk:
         free_mean, free_variance = [0.0] * count, [0.0] * count
         ahead_mean, ahead_variance = [0.0] * count, [0.0] * count
         wrap_mean_s = pacer._wrap.mean_s if pacer._wrap.count else 0.0
-        _add_done(pacer._wrap, snapshot.agents_wrapping, horizons, free_mean, free_variance)
-        _add_done(
-            pacer._talk,
-            snapshot.agents_talking,
-            [h - wrap_mean_s for h in horizons],
-            free_mean,
-            free_variance,
+        pacer._wrap.add_done_chances(snapshot.agents_wrapping, horizons, free_mean, free_variance)
+        pacer._talk.add_done_chances(
+            snapshot.agents_talking, [h - wrap_mean_s for h in horizons], free_mean, free_variance
         )
-        _add_answered(ring, snapshot.ringing, quantiles, self.scale, ahead_mean, ahead_variance)
+        ring.add_answer_chances(snapshot.ringing, quantiles, self.scale, ahead_mean, ahead_variance)
         answered_cumulative, ended_cumulative = ring.cumulative()
         last = ring.last_bin
         attempts = ended_cumulative[last]
         self._free_now = snapshot.agents_idle - snapshot.callers_waiting
         self._ahead_mean = ahead_mean
         self._ahead_variance = ahead_variance
-        self._free = [_translated_poisson(free_mean[j], free_variance[j]) for j in range(count)]
+        self._free = [translated_poisson(free_mean[j], free_variance[j]) for j in range(count)]
         self._q = [
             min(1.0, self.scale * answered_cumulative[min(int(s / ring.bin_s), last)] / attempts)
             for s in quantiles
@@ -347,93 +348,10 @@ class _Risk:
         for weight, mean, variance, (free_shift, free_rate), q in zip(
             self._weights, self._ahead_mean, self._ahead_variance, self._free, self._q, strict=True
         ):
-            ahead_shift, ahead_rate = _translated_poisson(
+            ahead_shift, ahead_rate = translated_poisson(
                 mean + others * q, variance + others * q * (1.0 - q)
             )
             # fails when Y - X >= free now: Poisson(ahead) - Poisson(free) >= the rest
             margin = self._free_now - ahead_shift + free_shift
             total += weight * poisson_difference_at_least(margin, ahead_rate, free_rate)
         return total
-
-
-def _translated_poisson(mean: float, variance: float) -> tuple[int, float]:
-    """(shift, rate): a sum of Bernoullis with this mean and variance ~ shift + Poisson(rate).
-
-    The shift is mean - variance rounded (not floored, as Roellin does, which may add up to 1 to
-    the variance): two agents all but sure to be free must not look like 1 + Poisson(0.98). The
-    rate is then at most 1/2 off the variance, and is kept >= 0 at a small cost to the mean.
-    """
-    shift = max(0, math.floor(mean - variance + 0.5))
-    return shift, max(0.0, mean - shift)
-
-
-def _add_done(
-    durations: Durations,
-    elapsed: Sequence[float],
-    within: Sequence[float],
-    means: list[float],
-    variances: list[float],
-) -> None:
-    """Add, per horizon, the Bernoullis "over within `within[j]` more, having lasted e"."""
-    if not elapsed:
-        return
-    if not durations.count:  # nothing learnt (no wrap-up seen): over at once
-        for j, span in enumerate(within):
-            if span > 0:
-                means[j] += len(elapsed)
-        return
-    per_s = 1.0 / durations.bin_s
-    # Bins wholly within the span (a bin straddling its end does not count as over in time):
-    # a fixed wrap-up of exactly 10 s must not look over at 9.9 s.
-    steps = [math.floor(span * per_s) - 1 if span > 0 else -1 for span in within]
-    cumulative = durations.cumulative_padded(max(steps) + 1)
-    last = durations.last_bin
-    count = cumulative[last]
-    mean_s = durations.mean_s if durations.mean_s > 0 else 1.0
-    spans = [
-        (j, step, -math.expm1(-within[j] / mean_s)) for j, step in enumerate(steps) if step >= 0
-    ]
-    for lasted in elapsed:
-        start = int(lasted * per_s)
-        if start > last:
-            start = last
-        base = cumulative[start]
-        inverse = 1.0 / (count - base + 1.0)
-        for j, step, prior_done in spans:
-            p = (cumulative[start + step] - base + prior_done) * inverse
-            means[j] += p
-            variances[j] += p * (1.0 - p)
-
-
-def _add_answered(
-    ring: RingTimes,
-    ringing: Sequence[float],
-    quantiles: Sequence[float],
-    scale: float,
-    means: list[float],
-    variances: list[float],
-) -> None:
-    """Add, per quantile s, the Bernoullis "answered within s more, having rung r"."""
-    if not ringing:
-        return
-    per_s = 1.0 / ring.bin_s
-    steps = [(j, max(0, math.floor(span * per_s) - 1)) for j, span in enumerate(quantiles)]
-    answered, ended = ring.cumulative_padded(max(step for _, step in steps) + 1)
-    last = ring.last_bin
-    attempts = ended[last]
-    for rung in ringing:
-        start = int(rung * per_s)
-        if start > last:
-            start = last
-        still_ringing = attempts - ended[start]
-        if still_ringing <= 0:
-            continue
-        base = answered[start]
-        factor = scale / still_ringing
-        for j, step in steps:
-            p = (answered[start + step] - base) * factor
-            if p > 0.0:
-                if p > 1.0:
-                    p = 1.0
-                means[j] += p
-                variances[j] += p * (1.0 - p)

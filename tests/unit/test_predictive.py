@@ -318,6 +318,25 @@ def test_a_call_ringing_longer_than_any_answered_one_will_not_be_answered() -> N
     assert rings.answer_within(10.0, 20.0) == pytest.approx(50 / 350, abs=0.05)
 
 
+def test_the_fast_sums_add_the_same_chances_as_one_at_a_time() -> None:
+    pacer = taught(PredictivePacer(0.03))
+    talks, rings = pacer._talk, pacer._ring
+    elapsed, spans = [0.0, 35.5, 150.2, 400.0, 9000.0], [0.0, 3.0, 7.5, 12.0]
+    means, variances = [0.0] * 4, [0.0] * 4
+    talks.add_done_chances(elapsed, spans, means, variances)
+    rung = [0.0, 4.2, 9.9, 14.0, 30.0]
+    answer_means, answer_variances = [0.0] * 4, [0.0] * 4
+    rings.add_answer_chances(rung, spans, 1.5, answer_means, answer_variances)
+
+    for j, span in enumerate(spans):
+        done = [talks.done_within(e, span) for e in elapsed]
+        assert means[j] == pytest.approx(sum(done))
+        assert variances[j] == pytest.approx(sum(p * (1 - p) for p in done))
+        answered = [min(1.0, 1.5 * rings.answer_within(r, span)) for r in rung]
+        assert answer_means[j] == pytest.approx(sum(answered))
+        assert answer_variances[j] == pytest.approx(sum(p * (1 - p) for p in answered))
+
+
 def test_a_burst_of_answers_scales_the_answer_chances_up() -> None:
     rings = RingTimes(window=1000, recent=150)
     for index in range(1000):
