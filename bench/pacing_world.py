@@ -6,10 +6,12 @@ abandoned after 2 s without an agent, 30 min warm-up then 8 h measured) with 5, 
 5 seeds each. The predictive pacer runs as the runner will run it: behind an `AbandonGuard` on
 the day (progressive while the day's abandon rate is at the cap). Prints, per team size and
 pacer, the median occupancy, the day's abandon rate (median and worst), the answer rate, calls
-per agent-hour and the wall time per simulated day (median, one process per CPU).
+per agent-hour and the wall time per simulated day (median, one process per CPU); then the
+predictive pacer's cost per decision (the time `calls_to_place` takes on snapshots recorded from
+a day, after it has learnt; the best of 3 runs of each, so other load on the machine counts less).
 
-Needs nothing but this checkout. Run: `.venv/bin/python bench/pacing_world.py` (about two
-minutes on two CPUs; `--seeds 2 --agents 20` for a quick look).
+Needs nothing but this checkout. Run: `.venv/bin/python bench/pacing_world.py` (about 90 s
+on two CPUs; `--seeds 2 --agents 20` for a quick look).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ sys.path.insert(0, str(REPO))
 from dialer.calling.pacing_stats import AbandonGuard  # noqa: E402
 from dialer.calling.predictive import (  # noqa: E402
     Pacer,
+    PacingSnapshot,
     PowerPacer,
     PredictivePacer,
     ProgressivePacer,
@@ -60,6 +63,29 @@ def one_day(run: Run) -> tuple[Run, DayMetrics, float]:
     started = time.perf_counter()
     metrics = run_day(pacer, WorldConfig(agents=run.agents), seed=run.seed, guard=guard)
     return run, metrics, time.perf_counter() - started
+
+
+def decision_cost_us(agents: int) -> tuple[float, float]:
+    """(median, 90th percentile) of a predictive decision's cost, in microseconds."""
+    pacer = PredictivePacer(0.01)
+    snapshots: list[PacingSnapshot] = []
+
+    def record(now_s: float, snapshot: PacingSnapshot, placed: int) -> None:
+        if now_s > 3600.0 and len(snapshots) < 2000 and int(now_s) % 7 == 0:
+            snapshots.append(snapshot)
+
+    world = WorldConfig(agents=agents, measured_s=2 * 3600.0)
+    run_day(pacer, world, seed=1, on_decision=record)
+    costs = []
+    for snapshot in snapshots:
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            pacer.calls_to_place(snapshot)
+            best = min(best, time.perf_counter() - started)
+        costs.append(best * 1e6)
+    costs.sort()
+    return statistics.median(costs), costs[int(0.9 * len(costs))]
 
 
 def main() -> None:
@@ -107,6 +133,11 @@ def main() -> None:
                 f" {statistics.median(wall for _, wall in days):>10.2f}"
             )
         print()
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        costs = list(pool.map(decision_cost_us, team_sizes))
+    print("predictive cost per decision (calls_to_place, CPython):")
+    for agents, (median_us, p90_us) in zip(team_sizes, costs, strict=True):
+        print(f"  {agents:>3} agents: median {median_us:.0f} us, 90th percentile {p90_us:.0f} us")
 
 
 if __name__ == "__main__":

@@ -180,6 +180,7 @@ class PredictivePacer:
         talk_window: int = 500,
         steering_rate: float = 0.01,
         bias_memory: int = 3000,
+        bias_prior: float = 3.0,
     ) -> None:
         if not 0.0 < max_abandon_rate < 1.0:
             raise ValueError(f"max_abandon_rate must be in (0, 1), got {max_abandon_rate}")
@@ -206,6 +207,7 @@ class PredictivePacer:
         self._wrap = Durations(bin_s=0.5, max_s=900.0, window=talk_window)
         self._threshold = 2.0 * target
         self._decay = 1.0 - 1.0 / bias_memory
+        self._bias_prior = bias_prior
         self._abandons_seen = 0.0  # decayed, like the expected abandons next to it
         self._abandons_expected = 0.0
         self._answered = 0
@@ -226,8 +228,11 @@ class PredictivePacer:
 
     @property
     def bias(self) -> float:
-        """c = (abandons + 3) / (expected abandons + 3), kept within [0.2, 5]."""
-        return min(5.0, max(0.2, (self._abandons_seen + 3.0) / (self._abandons_expected + 3.0)))
+        """c = (abandons + 3) / (expected abandons + 3), kept within [0.2, 5]: both counts fade
+        over `bias_memory` answered calls; 3 is `bias_prior`, pseudo-abandons on each side."""
+        prior = self._bias_prior
+        seen, expected = self._abandons_seen + prior, self._abandons_expected + prior
+        return min(5.0, max(0.2, seen / expected))
 
     @property
     def estimates(self) -> PacingEstimates:
