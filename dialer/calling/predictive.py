@@ -11,13 +11,15 @@ agent started wrap-up, a caller abandoned; and at least once a second), asks
 - `PowerPacer(ratio)`: `ratio` calls per free agent: floor(ratio x (idle - waiting)) - ringing.
   Busy agents never count in the multiplier (that over-dials hard when most agents talk).
 - `PredictivePacer(max_abandon_rate)`: places as many calls as keep the expected abandon rate
-  (abandoned / answered) at its internal target, below the cap (docs: the predictive-pacing
-  note). It decides per extra attempt: pi = P(this attempt, if answered, finds no agent free
-  within `abandon_after_s`), from the learnt ring, talk and wrap-up times and the snapshot; it
-  places attempts one at a time while pi <= theta, and never fewer than progressive would. Theta
-  is steered after each placement so that the mean pi of placed attempts equals target / c, c =
-  (abandons + 3) / (expected abandons + 3) correcting the model's bias online. It paces
-  progressive while warming up (fewer than `min_attempts` attempts or `min_talks` talks seen).
+  (abandoned / answered) at its internal target, `target_abandon_rate` (0.8 x the cap unless
+  given: a day's rate scatters around the target, more in small teams), after the design of
+  the shared predictive-pacing note. It decides per extra attempt: pi = P(this attempt, if
+  answered, finds no agent free within `abandon_after_s`), from the learnt ring, talk and
+  wrap-up times and the snapshot (`_Risk`); it places attempts one at a time while pi <= theta,
+  and never fewer than progressive would. Theta is steered after each placement so that the
+  mean pi of placed attempts equals target / c, c = (abandons + 3) / (expected abandons + 3)
+  correcting the model's bias online. It paces progressive while warming up (fewer than
+  `min_attempts` attempts or `min_talks` talks seen, or fewer than 10 answered in its window).
 
 The runner also enforces the cap whatever the pacer says: `pacing_stats.AbandonGuard` tells it
 when abandoned / answered over the rule window reaches the cap; it then paces progressive until

@@ -19,6 +19,10 @@ of the call with `Linkedid` = ChannelId; agents are `Local/agent<n>@agents` in q
     agent_joined  QueueMemberPause Paused 0
     agent_left    QueueMemberPause Paused 1 (a busy agent finishes its call first)
 
+Member events carry the member's whole state (Status, InCall, Paused), so
+`dialer.queues.AgentQueue` follows them; it counts an agent in wrap-up as free, as it would on
+Asterisk, where the device is "not in use" during the queue's wrapuptime.
+
 `dialer.outcomes` classifies these like the lab PBX's (a test checks it).
 """
 
@@ -52,8 +56,11 @@ class SimulatedPbx:
         self._on_event = on_event
         self._on_happening = on_happening
         self._requests: dict[int, OriginateRequest] = {}
+        self._in_call: set[int] = set()  # agents talking (Status 2)
+        self._paused: set[int] = set()
         self._outbox: list[AmiEvent] = []
         self._wake = asyncio.Event()
+        self._delivering = asyncio.Lock()
         self.world = World(config, seed=seed, listener=self._heard)
 
     async def originate(self, request: OriginateRequest) -> None:
@@ -66,8 +73,7 @@ class SimulatedPbx:
         """Play the world's events at their virtual times, until cancelled."""
         loop = asyncio.get_running_loop()
         while True:
-            self.world.run_until(loop.time())
-            await self._deliver()
+            await self.catch_up()
             self._wake.clear()
             wait_s = self.world.next_event_s() - loop.time()
             if wait_s > 0:
@@ -75,13 +81,17 @@ class SimulatedPbx:
                     async with asyncio.timeout(wait_s if math.isfinite(wait_s) else None):
                         await self._wake.wait()
 
-    async def _deliver(self) -> None:
-        while self._outbox:
-            events, self._outbox = self._outbox, []
-            for event in events:
-                result = self._on_event(event)
-                if inspect.isawaitable(result):
-                    await result
+    async def catch_up(self) -> None:
+        """Play what is due by now and deliver its events. `run()` does so at each event's
+        time; code that reads `world` between two of them calls it first."""
+        self.world.run_until(asyncio.get_running_loop().time())
+        async with self._delivering:  # in order, even when a handler awaits
+            while self._outbox:
+                events, self._outbox = self._outbox, []
+                for event in events:
+                    result = self._on_event(event)
+                    if inspect.isawaitable(result):
+                        await result
 
     def _heard(self, happening: Happening) -> None:
         if self._on_happening is not None:
@@ -91,9 +101,13 @@ class SimulatedPbx:
     def _events_of(self, happening: Happening) -> list[AmiEvent]:
         kind = happening.kind
         member = f"Local/agent{happening.agent}@agents"
+        agent = happening.agent
         if kind == "agent_joined" or kind == "agent_left":
-            paused = "1" if kind == "agent_left" else "0"
-            return [self._member("QueueMemberPause", member, Paused=paused)]
+            if kind == "agent_left":
+                self._paused.add(agent)
+            else:
+                self._paused.discard(agent)
+            return [self._member("QueueMemberPause", agent)]
         if kind == "wrap_up_ended":
             return []  # Asterisk says nothing: the member's Wrapuptime is over
         if kind in ("busy", "no_answer", "abandoned", "talk_ended"):  # the call's last events
@@ -118,7 +132,11 @@ class SimulatedPbx:
             }
 
         if kind == "answered":
-            return [response(True, 4), {"Event": "QueueCallerJoin", "Uniqueid": one, **call}]
+            joined = str(len(self.world.waiting) + 1)  # the world queues it right after
+            return [
+                response(True, 4),
+                {"Event": "QueueCallerJoin", "Uniqueid": one, "Count": joined, **call},
+            ]
         if kind == "busy":
             return [hangup(two, 17), hangup(one, 0), response(False, 5)]
         if kind == "no_answer":
@@ -129,7 +147,7 @@ class SimulatedPbx:
                 {"Event": "QueueCallerLeave", "Uniqueid": one, "Count": waiting, **call},
                 {"Event": "AgentConnect", "Uniqueid": one, "Interface": member, "HoldTime": seconds}
                 | call,
-                self._member("QueueMemberStatus", member, Status="2", InCall="1"),
+                self._member("QueueMemberStatus", agent, talking=True),
             ]
         if kind == "abandoned":
             return [
@@ -144,8 +162,24 @@ class SimulatedPbx:
             | call,
             hangup(two, 16),
             hangup(one, 16),
-            self._member("QueueMemberStatus", member, Status="1", InCall="0", Wrapuptime=wrap_up),
+            self._member("QueueMemberStatus", agent, talking=False, Wrapuptime=wrap_up),
         ]
 
-    def _member(self, event: str, interface: str, **headers: str) -> AmiEvent:
-        return {"Event": event, "Queue": self.queue, "Interface": interface, **headers}
+    def _member(
+        self, event: str, agent: int, *, talking: bool | None = None, **headers: str
+    ) -> AmiEvent:
+        """A queue member event with the member's whole state, as Asterisk sends it."""
+        if talking:
+            self._in_call.add(agent)
+        elif talking is not None:
+            self._in_call.discard(agent)
+        in_call = agent in self._in_call
+        return {
+            "Event": event,
+            "Queue": self.queue,
+            "Interface": f"Local/agent{agent}@agents",
+            "Status": "2" if in_call else "1",
+            "InCall": "1" if in_call else "0",
+            "Paused": "1" if agent in self._paused else "0",
+            **headers,
+        }

@@ -6,6 +6,7 @@ import asyncio
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -20,6 +21,7 @@ from dialer.calling.simpbx import SimulatedPbx
 from dialer.calling.simworld import Happening, World, WorldConfig, run_day
 from dialer.calling.virtual_time import run_virtual
 from dialer.outcomes import CallObservation, Outcome, classify, is_finished, observe
+from dialer.queues import AgentQueue
 
 HOUR_S = 3600.0
 SHORT_DAY = WorldConfig(agents=5, warm_up_s=1800.0, measured_s=HOUR_S)
@@ -175,7 +177,11 @@ def request(number: int) -> OriginateRequest:
     )
 
 
-async def a_virtual_hour(pbx_events: list[tuple[float, AmiEvent]], truth: dict[str, str]) -> float:
+async def a_virtual_hour(
+    pbx_events: list[tuple[float, AmiEvent]],
+    truth: dict[str, str],
+    each_second: Callable[[SimulatedPbx], None] = lambda pbx: None,
+) -> float:
     """Three agents, paced progressive by a small runner loop that reads the world, for an hour
     of virtual time; returns the wall time it took."""
     loop = asyncio.get_running_loop()
@@ -196,7 +202,8 @@ async def a_virtual_hour(pbx_events: list[tuple[float, AmiEvent]], truth: dict[s
     pacer = ProgressivePacer()
     player = asyncio.create_task(pbx.run())
     while loop.time() < HOUR_S:
-        pbx.world.run_until(loop.time())
+        await pbx.catch_up()
+        each_second(pbx)
         for _ in range(pacer.calls_to_place(pbx.world.snapshot())):
             number = next(calls)
             channel_of[number] = f"call-{number}"
@@ -254,3 +261,26 @@ def test_the_simulated_pbx_reports_queue_members_pausing() -> None:
     pauses = [event for event in events if event["Event"] == "QueueMemberPause"]
     assert [event["Paused"] for event in pauses] == ["0", "0", "1"]
     assert pauses[-1]["Queue"] == "agents"
+
+
+def test_the_agent_queue_kept_from_the_simulated_pbx_agrees_with_the_world() -> None:
+    queue = AgentQueue("agents")
+    queue.reset([])
+    compared = []
+
+    def compare(pbx: SimulatedPbx) -> None:
+        snapshot = pbx.world.snapshot()
+        free = snapshot.agents_idle + len(snapshot.agents_wrapping)  # wrap-up looks free
+        compared.append((queue.free_agents, max(0, free - snapshot.callers_waiting)))
+
+    def feed(pbx_events: list[tuple[float, AmiEvent]]) -> None:
+        for _, event in pbx_events:
+            queue.handle(event)
+        pbx_events.clear()
+
+    events: list[tuple[float, AmiEvent]] = []
+    run_virtual(a_virtual_hour(events, {}, lambda pbx: (feed(events), compare(pbx))))
+
+    assert len(compared) == 3600
+    assert all(seen == truth for seen, truth in compared)
+    assert any(seen > 0 for seen, _ in compared)
