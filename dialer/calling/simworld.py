@@ -1,6 +1,6 @@
 """A simulated agent-queue call centre: customers, agents, a queue, in simulated seconds.
 
-The standard world (the outbound issue, docs: the predictive-pacing note): `agents` agents take
+The standard world (the outbound issue; the shared predictive-pacing note): `agents` agents take
 calls all shift; each attempt is answered with probability `answer_rate` after a ring uniform in
 `answer_ring_s`, ends busy/failed after `fail_after_s` with probability `fail_rate`, else rings
 to `ring_timeout_s`. An answered caller waits in the queue for the longest-idle agent and is
@@ -12,10 +12,9 @@ pauses; a busy agent leaves after its wrap-up) and `answer_rate_changes` script 
 `World` is a discrete-event model with no clock but its own `now`: a driver `place()`s attempts
 and moves it with `run_until(t)` / `next_event_s()`; it tells a listener each `Happening`
 (answered, busy, no_answer, connected, abandoned, talk_ended, wrap_up_ended, agent_joined,
-agent_left). The same world can
-later sit behind the daemon's PBX port on the virtual-time loop (an `originate(request)` that
-places an attempt and turns happenings into AMI events); for now `run_day` drives it with a
-pacer directly: a decision after every event and at least once a simulated second.
+agent_left). `run_day` drives it with a pacer directly: a decision after every event and at
+least once a simulated second. `simpbx.SimulatedPbx` puts the same world behind the daemon's
+PBX port on the virtual-time loop (`originate(request)`, happenings as AMI events).
 
 Randomness is `random.Random(seed)` only, split into one stream for the attempts and one for the
 talks, so the same seed gives the same day, and every pacer meets the same customers (the n-th
