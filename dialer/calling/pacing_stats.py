@@ -138,6 +138,8 @@ class Durations:
             start = int(lasted * per_s)
             if start > last:
                 start = last
+            elif start < 0:  # a clock that went back a little
+                start = 0
             base = cumulative[start]
             inverse = 1.0 / (count - base + 1.0)
             for j, step, prior_done in spans:
@@ -294,6 +296,8 @@ class RingTimes:
             start = int(rung * per_s)
             if start > last:
                 start = last
+            elif start < 0:
+                start = 0
             still_ringing = attempts - ended[start]
             if still_ringing <= 0:
                 continue

@@ -280,7 +280,8 @@ class PredictivePacer:
     def calls_to_place(self, snapshot: PacingSnapshot) -> int:
         """How many new attempts to start now (module docstring)."""
         floor = progressive_calls(snapshot)
-        if self.warming_up:
+        answered, _ = self._ring.cumulative()
+        if self.warming_up or answered[self._ring.last_bin] == 0:  # (the latter: counts lag)
             return floor
         available = snapshot.agents_available
         if available == 0:

@@ -168,6 +168,20 @@ def test_predictive_places_less_the_more_calls_already_ring() -> None:
     assert pacer.calls_to_place(busy) < quiet
 
 
+def test_predictive_reads_a_negative_elapsed_time_as_zero() -> None:
+    def with_first(elapsed_s: float) -> PacingSnapshot:  # a clock that went back a little
+        return PacingSnapshot(
+            agents_idle=0,
+            agents_wrapping=[elapsed_s, *ABOUT_TO_FREE.agents_wrapping],
+            agents_talking=[elapsed_s, *ABOUT_TO_FREE.agents_talking],
+            ringing=[elapsed_s] * 3,
+        )
+
+    skewed = taught(PredictivePacer(0.03)).calls_to_place(with_first(-1.5))
+
+    assert skewed == taught(PredictivePacer(0.03)).calls_to_place(with_first(0.0))
+
+
 def test_predictive_estimates_what_it_was_taught() -> None:
     estimates = taught(PredictivePacer(0.03)).estimates
 
