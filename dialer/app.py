@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,9 @@ from typing import Protocol
 
 from aiohttp import web
 
+from dialer.calling.options import RunnerOptions
 from dialer.calling.service import CampaignService
+from dialer.calling.slots import SlotKeeper
 from dialer.clock import Clock, utc_now
 from dialer.config import Settings
 from dialer.daemon_reload import ConfigReloader
@@ -39,9 +42,12 @@ from dialer.pbx.adapter import AmiPbx
 from dialer.pbx.client import AmiClient
 from dialer.pbx.wire import AmiOptions, LinkState
 from dialer.store import CampaignStore, EventStore, OptOutStore, OutboxStore, Store, StoreError
+from dialer.store.runner_slots import RunnerSlotStore
 from dialer.store.sms_reports import backlog
+from dialer.store.workers import SqliteLock, WorkerStore
+from dialer.workers import Membership, Role, WorkerIdentity, WorkerIdTaken, default_worker_id
 
-__all__ = ["Component", "Daemon", "StartupError", "build", "metrics_page"]
+__all__ = ["Component", "Daemon", "LeaseLost", "StartupError", "build", "metrics_page"]
 
 log = get_logger(__name__)
 
@@ -50,6 +56,10 @@ STORE_PING_TIMEOUT_S = 2.0
 
 class StartupError(Exception):
     """The daemon cannot start for a reason the operator must fix (exit status 2)."""
+
+
+class LeaseLost(Exception):
+    """This worker was declared dead (paused past its lease): it stopped (exit status 3)."""
 
 
 class Component(Protocol):
@@ -94,10 +104,21 @@ def link_check(state: LinkState) -> Check:
     return Check("ami", state.logged_in, state.detail)
 
 
+def worker_identity(settings: Settings, roles: Sequence[Role] | None = None) -> WorkerIdentity:
+    """Who this daemon is among the workers: `worker` in the config, `--role` overriding."""
+    worker = settings.worker
+    return WorkerIdentity(
+        id=worker.id or default_worker_id(),
+        roles=tuple(roles or worker.roles),
+        pbx=worker.pbx or "default",
+    )
+
+
 @dataclass
 class Daemon:
     settings: Settings
     ami: AmiClient
+    worker: WorkerIdentity = field(default_factory=lambda: WorkerIdentity(default_worker_id()))
     now: Clock = utc_now
     config_path: Path | None = None  # where a reload reads the config again
     store: Store | None = None
@@ -121,12 +142,14 @@ class Daemon:
     # -- what the HTTP API shows ---------------------------------------------------------------
 
     async def readiness(self) -> list[Check]:
-        """The AMI link, the store, and every component waiting for a dependency."""
+        """The AMI link (a worker that dials), the store, and every component waiting for a
+        dependency."""
         failing = [
             Check(name, False, f"{state.detail} (since {state.since.isoformat()})")
             for name, state in sorted(self.health.failing().items())
         ]
-        return [link_check(self.ami.link), await self._store_check(), *failing]
+        link = [link_check(self.ami.link)] if self.worker.plays("campaigns") else []
+        return [*link, await self._store_check(), *failing]
 
     async def _store_check(self) -> Check:
         if self.store is None:
@@ -177,13 +200,19 @@ class Daemon:
             now=self.now,
             metrics=self.metrics,
             health=self.health,
+            options=RunnerOptions(
+                worker_id=self.worker.id, default_region=self.settings.default_region
+            ),
+            slots=SlotKeeper(RunnerSlotStore(store), self.worker.id, self.worker.pbx),
+            # Workers starting together see each other before sharing the campaigns out.
+            heartbeats_before_claiming=1 if store.dialect == "postgresql" else 0,
         )
         self.ami.add_event_handler(campaigns.handle_event)
         self.ami.add_link_listener(lambda state: campaigns.on_link_change(state.logged_in))
         sms = SmsService(
             self.settings,
             events=EventStore(store),
-            outbox=OutboxStore(store),
+            outbox=OutboxStore(store, owner=self.worker.id),
             opt_outs=OptOutStore(store),
             now=self.now,
             metrics=self.metrics,
@@ -192,26 +221,63 @@ class Daemon:
         return campaigns, sms
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set; raise `StartupError` for what the operator must fix."""
+        """Run until `stop` is set; raise `StartupError` for what the operator must fix,
+        `LeaseLost` when this worker was declared dead meanwhile."""
         try:
             store = self.store = await Store.open(self.settings.store.async_url)
         except StoreError as exc:
             raise StartupError(str(exc)) from None
+        sqlite_lock = SqliteLock(store.location) if store.dialect == "sqlite" else None
+        try:
+            if sqlite_lock is not None:
+                sqlite_lock.acquire()
+            membership = await self._join(store)
+        except (StoreError, WorkerIdTaken) as exc:
+            await store.close()
+            raise StartupError(str(exc)) from None
+        try:
+            await self._serve(store, membership, stop)
+        finally:
+            await membership.leave()
+            if sqlite_lock is not None:
+                sqlite_lock.release()
+        if membership.lost.is_set():
+            raise LeaseLost(f"worker {self.worker.id} was declared dead: its lease ran out")
+
+    async def _join(self, store: Store) -> Membership:
+        worker = self.settings.worker
+        membership = Membership(
+            WorkerStore(store), self.worker, lease_s=worker.lease_s, heartbeat_s=worker.heartbeat_s
+        )
+        await membership.join()
+        return membership
+
+    async def _serve(self, store: Store, membership: Membership, stop: asyncio.Event) -> None:
         campaigns, sms = self._services(store)
-        self.components = [campaigns, sms]
+        self.components = []
+        if self.worker.plays("dispatcher"):
+            self.components.append(sms)
+            membership.on_tick(sms.take_over)
+        if self.worker.plays("campaigns"):
+            self.components.append(campaigns)
+            membership.on_tick(campaigns.on_heartbeat)
+        elif self.worker.plays("api"):  # its campaign routes need the campaigns' rows
+            self.components.append(OpenOnly(campaigns))
         api = self.settings.api
-        app = self._web_app(store, campaigns, sms)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        runner = web.AppRunner(
+            self._web_app(store, campaigns, sms), handle_signals=False, access_log=None
+        )
         await runner.setup()
         try:
-            try:
-                await web.TCPSite(runner, api.host, api.port).start()
-            except OSError as exc:
-                raise StartupError(
-                    f"cannot listen on {api.host}:{api.port}: {exc.strerror}"
-                ) from None
-            log.info("api.listening", url=f"http://{api.host}:{api.port}")
-            await self._run_until_stopped(stop)
+            if self.worker.plays("api"):
+                try:
+                    await web.TCPSite(runner, api.host, api.port).start()
+                except OSError as exc:
+                    raise StartupError(
+                        f"cannot listen on {api.host}:{api.port}: {exc.strerror}"
+                    ) from None
+                log.info("api.listening", url=f"http://{api.host}:{api.port}")
+            await self._run_until_stopped(stop, membership)
         finally:
             async with asyncio.timeout(api.shutdown_grace_s):
                 await runner.cleanup()
@@ -219,11 +285,13 @@ class Daemon:
                 await store.close()
             log.info("daemon.stopped", **summary)
 
-    async def _run_until_stopped(self, stop: asyncio.Event) -> None:
+    async def _run_until_stopped(self, stop: asyncio.Event, membership: Membership) -> None:
         grace_s = self.settings.api.shutdown_grace_s
+        dials = self.worker.plays("campaigns")
         async with asyncio.TaskGroup() as tasks:
-            ami_task = tasks.create_task(self.ami.run(), name="ami")
+            ami_task = tasks.create_task(self.ami.run(), name="ami") if dials else None
             ready_task = tasks.create_task(self._announce_ready(), name="announce-ready")
+            heartbeat = tasks.create_task(membership.run(stop), name="heartbeat")
             component_tasks = [
                 tasks.create_task(component.run(stop), name=component.name)
                 for component in self.components
@@ -238,7 +306,9 @@ class Daemon:
                     log.warning("daemon.component_cancelled", component=task.get_name())
                     self.cancelled.append(task.get_name())
                     task.cancel()
-            ami_task.cancel()
+            heartbeat.cancel()  # after the components: a worker draining is still live
+            if ami_task is not None:
+                ami_task.cancel()
 
     async def _left_behind(self, store: Store) -> dict[str, object]:
         """The one-line shutdown summary: what was left, and why."""
@@ -264,7 +334,8 @@ class Daemon:
         }
 
     async def _announce_ready(self) -> None:
-        await self.ami.wait_logged_in()
+        if self.worker.plays("campaigns"):
+            await self.ami.wait_logged_in()
         with contextlib.suppress(TimeoutError):
             checks = await self.readiness()
             log.info(
@@ -272,14 +343,38 @@ class Daemon:
                 message="connected and ready",
                 **{check.name: check.detail for check in checks},
                 api=f"http://{self.settings.api.host}:{self.settings.api.port}",
+                worker_id=self.worker.id,
+                roles=list(self.worker.roles),
             )
 
 
-def build(settings: Settings, *, config_path: Path | None = None) -> Daemon:
-    """Every part of the daemon, made from validated settings (read from `config_path`)."""
+@dataclass
+class OpenOnly:
+    """The campaigns of a worker that serves their API but does not dial: their rows exist,
+    (the store may be down at start: retried), nothing more."""
+
+    campaigns: CampaignService
+    name: str = "campaigns"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.campaigns.open_when_possible(stop)
+
+    async def reload(self, settings: Settings) -> dict[str, list[str]]:
+        return await self.campaigns.reload(settings)
+
+
+def build(
+    settings: Settings,
+    *,
+    config_path: Path | None = None,
+    roles: Sequence[Role] | None = None,
+) -> Daemon:
+    """Every part of the daemon, made from validated settings (read from `config_path`);
+    `roles` (`dialer run --role`) override `worker.roles`."""
     return Daemon(
         settings=settings,
         ami=AmiClient(ami_options(settings)),
+        worker=worker_identity(settings, roles),
         metrics=Metrics(),
         config_path=config_path,
     )

@@ -13,6 +13,7 @@ the tests' fakes do too. Nothing here does I/O.
 
 - `CampaignRepository`: campaigns, contacts (leased while dialled) and attempts.
 - `CampaignReports`: read-only counts and rows for supervisors.
+- `RunnerSlots`: which worker runs each campaign, when several share the store.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ __all__ = [
     "PbxNotSent",
     "PbxRefused",
     "PbxUnconfirmed",
+    "RunnerSlots",
     "Settlement",
+    "SlotRequest",
 ]
 
 # ------------------------------------------------------------------------------------ the PBX
@@ -264,7 +267,8 @@ class CampaignRepository(Protocol):
     async def unsettled_attempts(
         self, campaign_id: int, *, owner: str, now: datetime
     ) -> list[AttemptRow]:
-        """Attempts without an outcome, of this worker or of a worker whose lease expired."""
+        """Attempts without an outcome leased to this worker (an earlier life's, or adopted
+        from a dead worker with the campaign's runner slot), or to nobody."""
 
     async def release_orphans(
         self, campaign_id: int, *, owner: str, now: datetime, keep: Collection[int] = ()
@@ -278,3 +282,38 @@ class CampaignReports(Protocol):
     async def summary(self, campaign_id: int) -> dict[str, Any]: ...
 
     async def recent_attempts(self, campaign_id: int, limit: int = 10) -> list[dict[str, Any]]: ...
+
+
+# ---------------------------------------------------------------------- several workers
+
+
+@dataclass(frozen=True)
+class SlotRequest:
+    """A worker asking to run a campaign."""
+
+    campaign: str
+    campaign_id: int
+    owner: str
+    """The worker id."""
+    pbx: str
+    """The PBX the worker dials through."""
+    agent_queue: str | None = None
+    """The agent queue the campaign dials for: one worker runs every campaign of a queue."""
+
+
+class RunnerSlots(Protocol):
+    """One runner per campaign across the workers sharing a store (`dialer.store.runner_slots`)."""
+
+    async def claim(self, request: SlotRequest) -> bool:
+        """True while this worker holds the campaign's slot (taken now, or held already);
+        False while a live worker holds it. Taking it adopts the contacts a dead holder left
+        dialling (this worker's recovery settles them)."""
+
+    async def holders(self) -> dict[str, str | None]:
+        """Campaign -> the worker holding its slot."""
+
+    async def live_workers(self, role: str) -> list[str]:
+        """The live workers playing `role` (to share the campaigns out)."""
+
+    async def release(self, owner: str) -> None:
+        """A clean stop: every slot of `owner` is free."""

@@ -125,6 +125,14 @@ class CampaignRunner(FollowingCalls):
         self.log.info("campaign.paused" if paused else "campaign.resumed")
         self.wake()
 
+    async def refresh_state(self) -> None:
+        """Read the pause state again: another worker's API may have changed it."""
+        paused = await self.repository.campaign_state(self.campaign_id) == "paused"
+        if paused != self.paused:
+            self.paused = paused
+            self.log.info("campaign.paused" if paused else "campaign.resumed", by="another worker")
+            self.wake()
+
     def reconfigure(self, campaign: Campaign, dnc: DncList | None) -> AgentQueue | None:
         """A reloaded config, for the next calls; calls in flight go on as they were placed.
 

@@ -9,13 +9,17 @@
   still has are followed on; the others end and are settled as they stand; queues are read
   again.
 - What the HTTP API and the status page ask (status, contacts, pause) goes through here.
+- With several workers on one store (`slots`: `dialer.calling.slots`), a runner dials only
+  while this worker holds its campaign's slot: at each heartbeat (`on_heartbeat`) the worker
+  claims its share, recovers what a dead holder left (adopted with the slot), starts those
+  runners, and re-reads the pause state of the ones it runs (set through any worker's API).
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from dialer.calling.calls import Call, CallRouter
@@ -24,7 +28,9 @@ from dialer.calling.dnc import DncList
 from dialer.calling.options import RunnerOptions
 from dialer.calling.ports import CampaignReports, CampaignRepository, Pbx, PbxError
 from dialer.calling.recovery import reconcile, recover
+from dialer.calling.reloading import ReloadingCampaigns
 from dialer.calling.runner import CampaignRunner
+from dialer.calling.slots import SlotKeeper
 from dialer.calling.status import campaign_status, live_calls
 from dialer.clock import Clock, Sleep
 from dialer.config import Campaign, Settings
@@ -39,7 +45,7 @@ __all__ = ["CampaignService"]
 RECOVERY_RETRY_S = 1.0
 
 
-class CampaignService:
+class CampaignService(ReloadingCampaigns):
     """Holds the runners; `run(stop)` is the daemon component's long-running task."""
 
     name = "campaigns"
@@ -57,8 +63,12 @@ class CampaignService:
         options: RunnerOptions | None = None,
         metrics: Metrics | None = None,
         health: Health | None = None,
+        slots: SlotKeeper | None = None,
+        heartbeats_before_claiming: int = 0,
     ) -> None:
         self.settings = settings
+        self.slots = slots
+        self._heartbeats_to_skip = heartbeats_before_claiming
         self.metrics = metrics or Metrics()
         self.health = health or Health(now=now)
         self.guard = self.health.guard("campaigns", sleep)
@@ -83,6 +93,8 @@ class CampaignService:
         self._background: set[asyncio.Task[None]] = set()
         self._runner_tasks: asyncio.TaskGroup | None = None
         self._stop: asyncio.Event | None = None
+        self.started: set[str] = set()  # runners dialling (their slot held, recovered)
+        self._held: set[str] = set()  # campaigns whose runner slot this worker holds
 
     def _dnc_list(self, campaign: Campaign) -> DncList | None:
         if campaign.dnc_file is None:
@@ -115,21 +127,30 @@ class CampaignService:
             await runner.open()
         self.opened.set()
 
+    def held(self, runner: CampaignRunner) -> bool:
+        """Whether this worker runs the campaign (always, without slots)."""
+        return self.slots is None or runner.name in self._held
+
     async def start(self) -> None:
         """Once the PBX is logged in: read the queues, recover what a previous run left."""
         await self.read_queues()
         live = await self.pbx.live_channels()
         for runner in list(self.runners.values()):
-            await self._recover(runner, live)
+            if self.held(runner):
+                await self._recover(runner, live)
         self.ready.set()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():  # the store may be down at start: wait for it
+    async def open_when_possible(self, stop: asyncio.Event) -> None:
+        """`open`, again after a backoff while the store is down (until `stop`)."""
+        while not stop.is_set():
             try:
                 await self.open()
-                break
+                return
             except Exception as exc:
                 await self.guard.failed(exc)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.open_when_possible(stop)
         while not stop.is_set():
             logged_in = asyncio.ensure_future(self.pbx.wait_logged_in())
             stopped = asyncio.ensure_future(stop.wait())
@@ -150,75 +171,53 @@ class CampaignService:
         self._stop = stop
         async with asyncio.TaskGroup() as tasks:
             self._runner_tasks = tasks
+            tasks.create_task(stop.wait(), name="campaigns-until-stopped")
             for runner in list(self.runners.values()):
-                tasks.create_task(self._run_runner(runner, stop), name=f"campaign-{runner.name}")
+                if self.held(runner):
+                    self._start_runner(runner)
         self._runner_tasks = None
 
-    # -- reload ----------------------------------------------------------------------------
+    def _start_runner(self, runner: CampaignRunner) -> None:
+        if self._runner_tasks is None or self._stop is None or runner.name in self.started:
+            return
+        self.started.add(runner.name)
+        self._runner_tasks.create_task(
+            self._run_runner(runner, self._stop), name=f"campaign-{runner.name}"
+        )
 
-    async def reload(self, settings: Settings) -> dict[str, list[str]]:
-        """Apply a reloaded config's campaigns: added ones start, changed ones take the new
-        settings for their next calls, removed ones place no new call and end once their calls
-        have. DNC files are read again. Raises (changing nothing) when a DNC file cannot be."""
-        wanted = settings.campaigns
-        dnc_lists = {name: self._dnc_list(campaign) for name, campaign in wanted.items()}
-        self.settings = settings
-        added = [name for name in wanted if name not in self.runners]
-        removed = [name for name in self.runners if name not in wanted]
-        changed = [
-            name
-            for name, campaign in wanted.items()
-            if name in self.runners and campaign != self.runners[name].campaign
-        ]
-        for name in removed:
-            self._retire(self.runners.pop(name))
-        for name in wanted:
-            if name in self.runners:
-                await self._reconfigure(self.runners[name], wanted[name], dnc_lists[name])
-        for name in added:
-            await self._add(self._runner(name, wanted[name], dnc_lists[name]))
-        return {
-            "campaigns_added": added,
-            "campaigns_changed": changed,
-            "campaigns_removed": removed,
-        }
+    # -- several workers -------------------------------------------------------------------
 
-    def _retire(self, runner: CampaignRunner) -> None:
-        runner.retire()
-        self.retiring[runner.name] = runner
-        log.info("campaign.removed", campaign=runner.name, calls_in_flight=len(runner.calls))
-        if self._runner_tasks is None:  # not dialling yet: nothing to wait for
-            self.retiring.pop(runner.name, None)
-
-    async def _reconfigure(
-        self, runner: CampaignRunner, campaign: Campaign, dnc: DncList | None
-    ) -> None:
-        if runner.campaign.kind != campaign.kind and self.opened.is_set():
-            await self.repository.ensure_campaign(runner.name, campaign.kind)
-        new_queue = runner.reconfigure(campaign, dnc)
-        if new_queue is not None and self.ready.is_set():
-            await self._read_queue_softly(runner)
-
-    async def _add(self, runner: CampaignRunner) -> None:
-        if self.opened.is_set():
-            await runner.open()
-        if self.ready.is_set():
-            await self._read_queue_softly(runner)
+    async def on_heartbeat(self, _dead_workers: Sequence[str] = ()) -> None:
+        """Claim this worker's share of the campaigns, recover and start the ones newly held,
+        re-read the pause state of those it runs (another worker's API may have set it)."""
+        if self.slots is None or self._runner_tasks is None:
+            return  # not dialling yet (the PBX is not logged in, or the store not open)
+        if self._heartbeats_to_skip > 0:  # workers starting together see each other first
+            self._heartbeats_to_skip -= 1
+            return
+        runners = list(self.runners.values())
+        for runner in await self.slots.claim(runners, self._held):
+            self._held.add(runner.name)
+        waiting = [runner for runner in runners if runner.name in self._held - self.started]
+        if waiting:
             try:
-                await self._recover(runner, await self.pbx.live_channels())
-            except PbxError as exc:  # the next login recovers it with the others
-                log.warning("campaign.recovery_failed", campaign=runner.name, reason=str(exc))
-        self.runners[runner.name] = runner
-        log.info("campaign.added", campaign=runner.name, kind=runner.campaign.kind)
-        if self._runner_tasks is not None and self._stop is not None:
-            self._runner_tasks.create_task(
-                self._run_runner(runner, self._stop), name=f"campaign-{runner.name}"
-            )
+                live = await self.pbx.live_channels()
+            except PbxError as exc:  # the next heartbeat tries again
+                log.warning("campaign.recovery_failed", reason=str(exc))
+                return
+            for runner in waiting:
+                await self._read_queue_softly(runner)
+                await self._recover(runner, live)
+                self._start_runner(runner)
+        for runner in runners:
+            if runner.name in self.started:
+                await runner.refresh_state()
 
     async def _run_runner(self, runner: CampaignRunner, stop: asyncio.Event) -> None:
         try:
             await runner.run(stop)
         finally:
+            self.started.discard(runner.name)
             if self.retiring.get(runner.name) is runner:
                 del self.retiring[runner.name]
                 log.info("campaign.retired", campaign=runner.name)
@@ -278,7 +277,8 @@ class CampaignService:
             log.warning("campaign.reconcile_failed", reason=str(exc))
             return
         for runner in list(self.runners.values()):
-            await self._recover(runner, live)
+            if self.held(runner):
+                await self._recover(runner, live)
 
     async def read_queues(self) -> None:
         for runner in list(self.runners.values()):

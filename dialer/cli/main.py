@@ -1,6 +1,8 @@
 """The `dialer` command: run the daemon, check a config file, SMS dead letters.
 
-Exit status: 0 done, 2 the operator must fix something (config, store path, port), 1 a bug.
+Exit status: 0 done, 2 the operator must fix something (config, store path, port, a second
+daemon on one SQLite file), 3 this worker was declared dead (paused past its lease: restart it),
+1 a bug.
 A user error prints what and where, never a traceback.
 """
 
@@ -20,9 +22,11 @@ from dialer.cli.campaigns import add_campaign_commands, run_campaign_command
 from dialer.config import ConfigError, Settings, load_settings
 from dialer.logs import configure_logging, get_logger
 from dialer.store import StoreError
+from dialer.workers import ROLES, Role
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
+EXIT_LEASE_LOST = 3
 
 log = get_logger(__name__)
 
@@ -37,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the daemon until SIGTERM or SIGINT")
     run.add_argument("--config", required=True, metavar="PATH", help="the YAML config file")
+    run.add_argument(
+        "--role",
+        action="append",
+        choices=["all", *ROLES],
+        metavar="ROLE",
+        help="all, api, dispatcher or campaigns (repeat for several); default: worker.roles",
+    )
 
     check = commands.add_parser("check-config", help="validate a config file; exit 2 on errors")
     check.add_argument("path", metavar="PATH")
@@ -70,11 +81,20 @@ def check_config(path: str) -> int:
     return EXIT_OK
 
 
-async def _run_daemon(settings: Settings, config_path: str) -> None:
+def roles_from(arguments: Sequence[str] | None) -> tuple[Role, ...] | None:
+    """`--role` values: None (the config's), `all`, or the roles named, each once."""
+    if not arguments:
+        return None
+    if "all" in arguments:
+        return ROLES
+    return tuple(role for role in ROLES if role in arguments)
+
+
+async def _run_daemon(settings: Settings, config_path: str, roles: tuple[Role, ...] | None) -> None:
     from dialer.app import build  # the whole daemon: only `run` needs it (the others start fast)
 
     stop = asyncio.Event()
-    daemon = build(settings, config_path=Path(config_path))
+    daemon = build(settings, config_path=Path(config_path), roles=roles)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -82,20 +102,23 @@ async def _run_daemon(settings: Settings, config_path: str) -> None:
     await daemon.run(stop)
 
 
-def run(config_path: str) -> int:
+def run(config_path: str, roles: tuple[Role, ...] | None = None) -> int:
     settings = _load_or_report(config_path)
     if settings is None:
         return EXIT_USER_ERROR
-    from dialer.app import StartupError
+    from dialer.app import LeaseLost, StartupError
 
     configure_logging(settings.logging.level, settings.logging.format)
     log.info("daemon.starting", config=config_path, version=__version__)
     try:
-        asyncio.run(_run_daemon(settings, config_path))
+        asyncio.run(_run_daemon(settings, config_path, roles))
     except StartupError as exc:
         log.error("daemon.start_failed", reason=str(exc))
         print(f"dialer: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except LeaseLost as exc:
+        print(f"dialer: {exc}", file=sys.stderr)
+        return EXIT_LEASE_LOST
     return EXIT_OK
 
 
@@ -121,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return check_config(args.path)
     if args.command == "run":
-        return run(args.config)
+        return run(args.config, roles_from(args.role))
     if args.command == "sms":
         return sms_command(args)
     if args.command in ("contacts", "report"):

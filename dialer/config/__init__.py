@@ -24,6 +24,7 @@ from dialer.config.providers import HttpProvider, OutboxProvider, Provider, Twil
 from dialer.config.sections import AmiSettings, ApiSettings, LoggingSettings, StoreSettings
 from dialer.config.settings import Settings, load_settings, parse_settings
 from dialer.config.values import TEMPLATE_PLACEHOLDERS, TimeRange
+from dialer.config.worker import WorkerSettings
 from dialer.config.yaml_file import ConfigError, ConfigIssue
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "TimeRange",
     "TwilioProvider",
     "VipCampaign",
+    "WorkerSettings",
     "load_settings",
     "parse_settings",
 ]

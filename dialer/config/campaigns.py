@@ -32,6 +32,7 @@ from dialer.config.values import (
     OneLine,
     RegionCode,
     RetryOutcome,
+    Slug,
     TimeRange,
     TimeZoneName,
     Weekday,
@@ -145,6 +146,9 @@ class CampaignBase(Section):
     """Region codes a number must belong to (a toll-fraud guard: others are refused)."""
     dnc_file: ConfigPath | None = None
     """Do-not-call list, one number per line."""
+    pbx: Slug | None = None
+    """Only workers whose `worker.pbx` is this run the campaign (several workers); unset: any
+    worker, one at a time."""
     # Each kind declares these again, with its own default and description.
     destination: Destination
     agent_queue: OneLine | None = None

@@ -40,6 +40,7 @@ from dialer.config.values import (
     Slug,
     empty_section,
 )
+from dialer.config.worker import WorkerSettings
 from dialer.config.yaml_file import (
     ConfigError,
     ConfigIssue,
@@ -71,6 +72,8 @@ class Settings(Section):
     """Name -> outbound call campaign: {kind: refusal_callback | vip, ...}."""
     notifications: Notifications = Field(default_factory=empty_section, validate_default=True)
     """SMS."""
+    worker: WorkerSettings = Field(default_factory=empty_section, validate_default=True)
+    """This daemon among several sharing one PostgreSQL store."""
 
     @model_validator(mode="after")
     def _check_references(self) -> Settings:

@@ -15,7 +15,9 @@ One message goes like this:
    reason (`opted_out` also records the opt-out).
 
 `start()` settles the rows a crash left `sending`: back to queued, due now (log
-`sms.resend_after_crash`). Twilio has no idempotency key, so a message the provider took just
+`sms.resend_after_crash`); with several workers, those of this worker's earlier life and of dead
+workers, and `take_over()` does the same at each heartbeat for workers found dead since, never
+before their lease ran out. Twilio has no idempotency key, so a message the provider took just
 before the crash goes out twice; that window (between the provider's answer and our write) is
 the only place a duplicate can come from.
 
@@ -115,13 +117,23 @@ class Dispatcher:
         self._wake.set()
 
     async def start(self) -> int:
-        """Settle what a crash left `sending`; returns how many rows."""
-        settled = await self.outbox.settle_sending(now=self.now())
+        """Settle what a crash left `sending` (this worker's earlier life, dead workers');
+        returns how many rows."""
+        return self._settled(await self.outbox.settle_sending(now=self.now()))
+
+    async def take_over(self) -> int:
+        """At each heartbeat: the messages dead workers left `sending` are queued again (never
+        those of a live worker); returns how many rows."""
+        return self._settled(await self.outbox.settle_sending(now=self.now(), own=False))
+
+    def _settled(self, settled: list[tuple[int, str, str]]) -> int:
         for message_id, order_id, stage in settled:
             log.warning(
                 "sms.resend_after_crash", message_id=message_id, order_id=order_id, stage=stage
             )
         self.counters.settled += len(settled)
+        if settled:
+            self.wake()
         return len(settled)
 
     async def run_until_idle(self) -> int:

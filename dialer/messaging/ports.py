@@ -168,11 +168,15 @@ class DeliveryReport:
 class Outbox(Protocol):
     """The messages to send and their fate (`dialer.store.OutboxStore`)."""
 
-    async def settle_sending(self, *, now: datetime) -> list[tuple[int, str, str]]:
-        """Rows left `sending` by a crash: queued again, due now; (id, order_id, stage) each."""
+    async def settle_sending(
+        self, *, now: datetime, own: bool = True
+    ) -> list[tuple[int, str, str]]:
+        """Rows left `sending` by a crash: queued again, due now; (id, order_id, stage) each.
+        Those of workers that are not live, and (`own`: before claiming) this worker's own."""
 
     async def claim_due(self, *, now: datetime, limit: int) -> list[ClaimedMessage]:
-        """Mark up to `limit` due messages `sending` (attempts + 1), in their own transaction."""
+        """Mark up to `limit` due messages `sending` (attempts + 1), leased to this worker, in
+        their own transaction; nothing once this worker was declared dead."""
 
     async def record_outcomes(self, outcomes: Sequence[MessageOutcome]) -> None:
         """The outcomes of many claimed messages, in one transaction."""

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -133,6 +134,12 @@ class SmsService:
             await self.dispatcher.run(stop)
         finally:
             await notifier.close()
+
+    async def take_over(self, _dead_workers: Sequence[str] = ()) -> None:
+        """A heartbeat (`dialer.workers.Membership`): messages left `sending` by dead workers
+        are queued again, here."""
+        if self.dispatcher is not None:
+            await self.dispatcher.take_over()
 
     # -- what the HTTP routes call -------------------------------------------------------------
 

@@ -166,19 +166,15 @@ class AttemptStore:
     async def unsettled_attempts(
         self, campaign_id: int, *, owner: str, now: datetime
     ) -> list[AttemptRow]:
-        """Attempts in flight with no outcome, of this worker (an earlier life) or whose lease
-        expired (a dead worker's)."""
+        """Attempts in flight with no outcome, leased to this worker: its earlier life's, or a
+        dead worker's adopted with the campaign's runner slot (`dialer.store.runner_slots`)."""
         query = (
             sa.select(attempts, contacts.c.lease_owner)
             .join(contacts, contacts.c.id == attempts.c.contact_id)
             .where(
                 attempts.c.campaign_id == campaign_id,
                 attempts.c.outcome.is_(None),
-                sa.or_(
-                    contacts.c.lease_owner.is_(None),
-                    contacts.c.lease_owner == owner,
-                    contacts.c.lease_expires_at < now,
-                ),
+                sa.or_(contacts.c.lease_owner.is_(None), contacts.c.lease_owner == owner),
             )
             .order_by(attempts.c.started_at)
         )
@@ -211,11 +207,7 @@ class AttemptStore:
                     contacts.c.state == "dialling",
                     contacts.c.id.not_in(in_flight),
                     contacts.c.id.not_in(list(keep)),
-                    sa.or_(
-                        contacts.c.lease_owner.is_(None),
-                        contacts.c.lease_owner == owner,
-                        contacts.c.lease_expires_at < now,
-                    ),
+                    sa.or_(contacts.c.lease_owner.is_(None), contacts.c.lease_owner == owner),
                 )
                 .values(
                     state="pending",

@@ -26,6 +26,7 @@ from dialer.store.contacts import add_contacts, ensure_campaign, set_campaign_ki
 from dialer.store.engine import Store, reading, writing
 from dialer.store.opt_outs import is_opted_out
 from dialer.store.schema import campaigns, contacts
+from dialer.store.workers import declared_dead
 
 __all__ = ["CampaignStore"]
 
@@ -117,7 +118,11 @@ class CampaignStore(AttemptStore, CampaignReportStore):
                 row = (
                     await conn.execute(
                         contacts.update()
-                        .where(contacts.c.id == contact_id, contacts.c.state == "pending")
+                        .where(
+                            contacts.c.id == contact_id,
+                            contacts.c.state == "pending",
+                            ~declared_dead(sa.literal(owner)),
+                        )
                         .values(
                             state="dialling",
                             lease_owner=owner,

@@ -34,6 +34,7 @@ from dialer.messaging.ports import (
 from dialer.store import opt_outs as opt_out_rows
 from dialer.store.engine import Store, batch_fails_alone, writing
 from dialer.store.schema import UtcDateTime, opt_outs, outbound_messages
+from dialer.store.workers import declared_dead, not_live
 
 __all__ = ["OutboxStore"]
 
@@ -45,9 +46,10 @@ def _now_param(name: str = "now") -> sa.BindParameter[datetime]:
     return sa.bindparam(name, type_=UtcDateTime())
 
 
+_OWNER = sa.bindparam("owner", type_=sa.String())
 _DUE = (
     sa.select(_m.id)
-    .where(_m.status == "queued", _m.next_attempt_at <= _now_param())
+    .where(_m.status == "queued", _m.next_attempt_at <= _now_param(), ~declared_dead(_OWNER))
     .order_by(_m.next_attempt_at, _m.id)
     .limit(sa.bindparam("limit", type_=sa.Integer()))
     .with_for_update(skip_locked=True)
@@ -59,7 +61,7 @@ _DUE = (
 _CLAIM = (
     outbound_messages.update()
     .where(_m.id == _DUE.c.id, _m.status == "queued")
-    .values(status="sending", attempts=_m.attempts + 1, updated_at=_now_param())
+    .values(status="sending", attempts=_m.attempts + 1, lease_owner=_OWNER, updated_at=_now_param())
     .returning(
         _m.id,
         _m.event_id,
@@ -97,9 +99,10 @@ _SENT = (
         updated_at=_now_param("b_now"),
     )
 )
+_HOLDER = _m.lease_owner.is_not_distinct_from(sa.bindparam("b_owner", type_=sa.String()))
 _RETRY = (
     outbound_messages.update()
-    .where(_m.id == sa.bindparam("b_id"), _m.status == "sending")
+    .where(_m.id == sa.bindparam("b_id"), _m.status == "sending", _HOLDER)
     .values(
         status="queued",
         next_attempt_at=_now_param("b_at"),
@@ -110,7 +113,7 @@ _RETRY = (
 )
 _DEAD = (
     outbound_messages.update()
-    .where(_m.id == sa.bindparam("b_id"), _m.status == "sending")
+    .where(_m.id == sa.bindparam("b_id"), _m.status == "sending", _HOLDER)
     .values(
         status="dead",
         next_attempt_at=None,
@@ -128,7 +131,7 @@ async def _opted_out_of_sms(conn: AsyncConnection, phones: set[str]) -> set[str]
     return set(await conn.scalars(_OPTED_OUT_OF_SMS, {"phones": sorted(phones)}))
 
 
-def _params(outcome: MessageOutcome) -> dict[str, Any]:
+def _params(outcome: MessageOutcome, owner: str | None) -> dict[str, Any]:
     if outcome.kind == "sent":
         return {
             "b_id": outcome.message_id,
@@ -138,6 +141,7 @@ def _params(outcome: MessageOutcome) -> dict[str, Any]:
         }
     params = {
         "b_id": outcome.message_id,
+        "b_owner": owner,
         "b_error": outcome.error,
         "b_code": outcome.code,
         "b_now": outcome.now,
@@ -149,10 +153,14 @@ _STATEMENTS = {"sent": _SENT, "retry": _RETRY, "dead": _DEAD}
 
 
 class OutboxStore:
-    """The outbox on an open store (the messaging core's Outbox)."""
+    """The outbox on an open store (the messaging core's Outbox), for worker `owner`: the
+    messages it claims are leased to it, and its outcomes are written only to rows it still
+    holds (a worker declared dead while paused cannot undo the work of the one that took its
+    messages over). Without an owner: one worker, and no fence."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, owner: str | None = None) -> None:
         self.store = store
+        self.owner = owner
         self.engine = store.engine
         self.dialect = store.dialect
 
@@ -160,10 +168,12 @@ class OutboxStore:
         return batch_fails_alone(exc)
 
     async def claim_due(self, *, now: datetime, limit: int) -> list[ClaimedMessage]:
-        """Mark up to `limit` due queued messages `sending` (attempts + 1) and return them, each
-        with whether its number has opted out of SMS since it was queued."""
+        """Mark up to `limit` due queued messages `sending` (attempts + 1), leased to this
+        worker, and return them, each with whether its number has opted out of SMS since it
+        was queued. Nothing once this worker was declared dead (paused past its lease)."""
         async with writing(self.engine) as conn:
-            rows = (await conn.execute(_CLAIM, {"now": now, "limit": limit})).all()
+            params = {"now": now, "limit": limit, "owner": self.owner}
+            rows = (await conn.execute(_CLAIM, params)).all()
             opted_out = await _opted_out_of_sms(conn, {row.phone for row in rows})
         claimed = [
             ClaimedMessage(
@@ -185,7 +195,7 @@ class OutboxStore:
         """The outcomes of many messages in one transaction (see `MessageOutcome`)."""
         by_kind: dict[str, list[dict[str, Any]]] = {}
         for outcome in outcomes:
-            by_kind.setdefault(outcome.kind, []).append(_params(outcome))
+            by_kind.setdefault(outcome.kind, []).append(_params(outcome, self.owner))
         async with writing(self.engine) as conn:
             for kind, params in by_kind.items():
                 await conn.execute(_STATEMENTS[kind], params)
@@ -198,23 +208,35 @@ class OutboxStore:
     async def record_outcome(self, outcome: MessageOutcome) -> bool:
         """The outcome of one claimed message; False when its row was not `sending`."""
         async with writing(self.engine) as conn:
-            result = await conn.execute(_STATEMENTS[outcome.kind], _params(outcome))
+            result = await conn.execute(_STATEMENTS[outcome.kind], _params(outcome, self.owner))
             if outcome.opt_out_phone is not None:
                 await opt_out_rows.opt_out(
                     conn, outcome.opt_out_phone, source="provider", now=outcome.now
                 )
         return bool(result.rowcount)
 
-    async def settle_sending(self, *, now: datetime) -> list[tuple[int, str, str]]:
-        """Rows left `sending` by a crash go back to queued, due now: (id, order_id, stage) each.
-        The provider may have taken such a message before the crash: it may go out twice."""
+    async def settle_sending(
+        self, *, now: datetime, own: bool = True
+    ) -> list[tuple[int, str, str]]:
+        """Rows left `sending` by a crash go back to queued, due now: (id, order_id, stage) each:
+        those of workers that are not live (declared dead: their lease ran out) and, with
+        `own`, this worker's (its earlier life: only before claiming). Without an owner (one
+        worker), every row `sending`. The provider may have taken such a message before the
+        crash: it may go out twice."""
+        if self.owner is None:
+            which = _m.status == "sending"
+        else:
+            left = not_live(_m.lease_owner)
+            mine = sa.or_(left, _m.lease_owner == self.owner) if own else left
+            which = sa.and_(_m.status == "sending", mine)
         async with writing(self.engine) as conn:
             rows = (
                 await conn.execute(
                     outbound_messages.update()
-                    .where(_m.status == "sending")
+                    .where(which)
                     .values(
                         status="queued",
+                        lease_owner=None,
                         next_attempt_at=now,
                         last_error="resend_after_crash: was sending when the dispatcher stopped",
                         updated_at=now,

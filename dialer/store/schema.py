@@ -32,6 +32,8 @@ __all__ = [
     "metadata",
     "opt_outs",
     "outbound_messages",
+    "runner_slots",
+    "workers",
 ]
 
 CAMPAIGN_STATES = ("running", "paused")
@@ -143,6 +145,7 @@ outbound_messages = sa.Table(
     *_timestamps(),
     sa.Column("sent_at", UtcDateTime(), nullable=True),
     sa.Column("replayed_at", UtcDateTime(), nullable=True),
+    sa.Column("lease_owner", sa.String, nullable=True),
     sa.UniqueConstraint("order_id", "stage"),
     _one_of("status", MESSAGE_STATUSES),
     sa.Index(None, "status", "next_attempt_at"),
@@ -223,4 +226,29 @@ opt_outs = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False, default=utc_now),
     sa.UniqueConstraint("phone", "scope"),
     _one_of("scope", OPT_OUT_SCOPES),
+)
+
+# Several workers on one store (`dialer.workers`): their leases, and who runs each campaign.
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("host", sa.String, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("pbx", sa.String, nullable=False),
+    sa.Column("roles", sa.String, nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("heartbeat_at", UtcDateTime(), nullable=False),
+    sa.Column("lease_expires_at", UtcDateTime(), nullable=False),
+    sa.Column("declared_dead_at", UtcDateTime(), nullable=True),
+)
+
+runner_slots = sa.Table(
+    "runner_slots",
+    metadata,
+    sa.Column("campaign", sa.String, primary_key=True),
+    sa.Column("owner", sa.String, nullable=True),
+    sa.Column("pbx", sa.String, nullable=True),
+    sa.Column("agent_queue", sa.String, nullable=True),
+    sa.Column("claimed_at", UtcDateTime(), nullable=True),
 )

@@ -1,0 +1,207 @@
+"""Workers: the daemons sharing one store, each alive while its lease is renewed.
+
+A worker is one `dialer run` process. It has an id (`worker.id`, default the host name and a
+random suffix per start, so a restart is a new worker), the roles it plays (`api`,
+`dispatcher`, `campaigns`), and the PBX it dials through (`worker.pbx`).
+
+Its row in the store (`WorkerRegistry`) holds its lease: renewed every `heartbeat_s`, good for
+`lease_s`. Work a worker claims (a contact being dialled, a message `sending`, a campaign's
+runner slot) carries its id. A worker whose lease ran out is *declared dead*, in one statement,
+by the first live worker to notice; only then may others take its work, and a dead worker can
+never renew: it finds its lease taken, stops claiming, says so and stops (`Membership`). A
+worker stopping cleanly declares itself dead, so its work moves at once. Lease times are the
+database's clock on PostgreSQL, so the hosts' clocks need not agree.
+
+On SQLite one worker serves a store (a second is refused at start), so every other row is dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from dialer.clock import Sleep
+from dialer.logs import get_logger
+
+__all__ = [
+    "ROLES",
+    "Membership",
+    "Role",
+    "WorkerIdTaken",
+    "WorkerIdentity",
+    "WorkerRegistry",
+    "default_worker_id",
+]
+
+log = get_logger(__name__)
+
+Role = Literal["api", "dispatcher", "campaigns"]
+ROLES: tuple[Role, ...] = ("api", "dispatcher", "campaigns")
+
+
+def default_worker_id() -> str:
+    """The host name and a random suffix: a new worker per start."""
+    return f"{socket.gethostname()}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    id: str
+    roles: tuple[Role, ...] = ROLES
+    pbx: str = "default"
+    """Which PBX this worker's AMI reaches; campaigns may be limited to one (`pbx:`)."""
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+
+    def plays(self, role: Role) -> bool:
+        return role in self.roles
+
+
+class WorkerIdTaken(Exception):
+    """Another live worker has this id (a copy of a config with a fixed `worker.id`)."""
+
+    def __init__(self, worker_id: str, *, host: str, pid: int, lease_until: str) -> None:
+        super().__init__(
+            f"worker id {worker_id!r} is in use by pid {pid} on {host} (its lease runs until "
+            f"{lease_until}); give each worker its own worker.id"
+        )
+        self.host = host
+        self.pid = pid
+
+
+class WorkerRegistry(Protocol):
+    """The workers' rows in the store (`dialer.store.workers`)."""
+
+    async def register(
+        self, worker: WorkerIdentity, *, lease_s: float, replace_live: bool = False
+    ) -> None:
+        """Write this worker's row with a fresh lease. Raises `WorkerIdTaken` when a live
+        worker has the same id, unless `replace_live` (it is this worker's earlier life)."""
+
+    async def renew(self, worker_id: str, *, lease_s: float) -> bool:
+        """Extend the lease; False when this worker was declared dead meanwhile."""
+
+    async def declare_expired(self) -> list[str]:
+        """Declare dead every worker whose lease ran out; their ids."""
+
+    async def stop(self, worker_id: str) -> None:
+        """A clean stop: declared dead now, so its work moves at once."""
+
+
+TakeOver = Callable[[Sequence[str]], Awaitable[None]]
+
+
+class Membership:
+    """Keeps this worker's lease and notices dead ones.
+
+    `run(stop)` renews the lease every `heartbeat_s` and declares expired workers dead, then
+    calls every `on_tick` callback (with the workers just declared dead, often none) so the
+    components take over work and re-read shared state. When the lease is found taken,
+    `lost` is set and `stop` too: the daemon stops claiming and exits."""
+
+    def __init__(
+        self,
+        registry: WorkerRegistry,
+        worker: WorkerIdentity,
+        *,
+        lease_s: float,
+        heartbeat_s: float,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if heartbeat_s * 2 > lease_s:
+            raise ValueError(f"heartbeat_s {heartbeat_s} must be at most half of lease_s {lease_s}")
+        self.registry = registry
+        self.worker = worker
+        self.lease_s = lease_s
+        self.heartbeat_s = heartbeat_s
+        self.lost = asyncio.Event()
+        self._sleep = sleep
+        self._on_tick: list[TakeOver] = []
+
+    def on_tick(self, callback: TakeOver) -> None:
+        self._on_tick.append(callback)
+
+    async def join(self) -> None:
+        """Register; a live row of the same id left by this host's dead process is replaced
+        (its work is this worker's own); any other live holder of the id raises."""
+        try:
+            await self.registry.register(self.worker, lease_s=self.lease_s)
+        except WorkerIdTaken as taken:
+            if taken.host != self.worker.host or _running(taken.pid, self.worker.pid):
+                raise
+            await self.registry.register(self.worker, lease_s=self.lease_s, replace_live=True)
+        log.info(
+            "worker.joined",
+            worker_id=self.worker.id,
+            roles=list(self.worker.roles),
+            pbx=self.worker.pbx,
+            lease_s=self.lease_s,
+        )
+
+    async def tick(self) -> bool:
+        """One heartbeat: renew, declare the expired dead, tell the components. False: the
+        lease was taken (this worker must stop)."""
+        if not await self.registry.renew(self.worker.id, lease_s=self.lease_s):
+            return False
+        dead = await self.registry.declare_expired()
+        for worker_id in dead:
+            log.warning("worker.declared_dead", dead_worker=worker_id, lease_s=self.lease_s)
+        for callback in self._on_tick:
+            await callback(dead)
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Heartbeat until `stop`; then a clean stop (declared dead by itself)."""
+        while not stop.is_set():
+            try:
+                alive = await self.tick()
+            except Exception as exc:  # the store is down: the lease may run out meanwhile
+                log.warning("worker.heartbeat_failed", reason=str(exc) or type(exc).__name__)
+            else:
+                if not alive:
+                    log.error(
+                        "worker.lease_lost",
+                        worker_id=self.worker.id,
+                        message="this worker's lease ran out and it was declared dead; "
+                        "its work was given to others: it stops claiming and exits",
+                    )
+                    self.lost.set()
+                    stop.set()
+                    return
+            await _wait(stop, self.heartbeat_s, self._sleep)
+
+    async def leave(self) -> None:
+        if self.lost.is_set():
+            return
+        try:
+            await self.registry.stop(self.worker.id)
+        except Exception as exc:  # it expires instead, after lease_s
+            log.warning("worker.leave_failed", reason=str(exc) or type(exc).__name__)
+
+
+def _running(pid: int, own_pid: int) -> bool:
+    """Whether another process `pid` runs on this host."""
+    if pid == own_pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+async def _wait(stop: asyncio.Event, seconds: float, sleep: Sleep) -> None:
+    stopped = asyncio.ensure_future(stop.wait())
+    slept = asyncio.ensure_future(sleep(seconds))
+    try:
+        await asyncio.wait([stopped, slept], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        slept.cancel()
