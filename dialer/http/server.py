@@ -51,6 +51,11 @@ def error_response(status: int, message: str, **details: Any) -> web.Response:
 
 def unprocessable(error: pydantic.ValidationError) -> web.Response:
     """422 naming each bad field, as `a.b.0.c: message`."""
+    return web.json_response(invalid_body(error), status=422)
+
+
+def invalid_body(error: pydantic.ValidationError) -> dict[str, Any]:
+    """The answer `unprocessable` sends (also one event's result in a batch of events)."""
     fields = [
         {
             "field": ".".join(str(part) for part in item["loc"]) or "(body)",
@@ -58,7 +63,7 @@ def unprocessable(error: pydantic.ValidationError) -> web.Response:
         }
         for item in error.errors(include_url=False, include_context=False, include_input=False)
     ]
-    return error_response(422, "invalid request body", fields=fields)
+    return {"error": "invalid request body", "fields": fields}
 
 
 async def read_json(request: web.Request) -> Any:

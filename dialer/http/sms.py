@@ -2,6 +2,8 @@
 
 - `POST /v1/events` (bearer token): an order event -> 202 with what it queued, 200 the same
   answer again, 409 an event_id reused with another body, 422 naming each bad field, 413.
+  A JSON array of up to 500 events is a batch, each answered on its own
+  (`dialer.http.event_batches`).
 - `POST /v1/sms/twilio/status` (no token; X-Twilio-Signature instead, else 403): a delivery
   report; the message's status only moves forward. 204.
 - `POST /v1/sms/twilio/inbound` (no token; signed, else 403): a reply. STOP, TD, 退订,
@@ -24,6 +26,7 @@ import pydantic
 from aiohttp import web
 
 from dialer.config import TwilioProvider
+from dialer.http.event_batches import answer_batch
 from dialer.http.server import error_response, mark_public, read_json, unprocessable
 from dialer.logs import get_logger, mask_phone
 from dialer.messaging.ports import MESSAGE_STATUSES
@@ -69,6 +72,8 @@ class _Routes:
 
     async def post_event(self, request: web.Request) -> web.Response:
         body = await read_json(request)
+        if isinstance(body, list):
+            return await answer_batch(self.service, body)
         try:
             status, answer = await self.service.accept_event(body)
         except pydantic.ValidationError as exc:

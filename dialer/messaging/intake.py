@@ -14,13 +14,22 @@
   409 when an `event_id` comes back with a different body.
 
 A non-urgent message that arrives in quiet hours is queued with `next_attempt_at` at their end.
+
+`Intake.accept_batch(bodies)` takes the events of one batch request: one `EventResult` per body,
+in order, each what `accept` would have answered for it alone (422 carrying the validation
+error), so a bad event never refuses its neighbours. The valid ones go to the writer together
+(they share its transactions, `WRITE_BATCH` events each) and the dispatcher is woken once.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import pydantic
 
 from dialer.clock import Clock
 from dialer.config import Settings
@@ -39,11 +48,31 @@ from dialer.messaging.templates import quiet_hours_end, render
 from dialer.metrics import Metrics
 from notifiers import segments
 
-__all__ = ["Intake"]
+__all__ = ["EventResult", "Intake"]
 
 log = get_logger(__name__)
 
 WRITE_BATCH = 100  # events written in one transaction, at most
+
+
+@dataclass(frozen=True)
+class EventResult:
+    """What became of one event of a batch: the status and answer `accept` gives it alone
+    (202, 200, 409; 500 when its own write failed); for 422, `invalid` holds the validation
+    error (and `answer` is empty: the HTTP edge words it as it words a single body's)."""
+
+    status: int
+    answer: dict[str, Any]
+    invalid: pydantic.ValidationError | None = None
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A validated event on its way to the writer."""
+
+    event: Event
+    incoming: IncomingEvent
+    encoding: str | None
 
 
 class Intake:
@@ -83,26 +112,78 @@ class Intake:
         return Event.model_validate(body, context=self._context)
 
     async def accept(self, body: Any) -> tuple[int, dict[str, Any]]:
-        event = self.validate(body)
-        payload = event.stored_form()
+        pending = self._prepare(body, self.now())
+        accepted = await self._writer.submit(pending.incoming)
+        status, answer, queued = self._finish(pending, accepted)
+        if queued and self.on_queued is not None:
+            self.on_queued()
+        return status, answer
+
+    async def accept_batch(self, bodies: Sequence[Any]) -> list[EventResult]:
+        """Each body as `accept` takes it, one result per body, in order: an invalid one is
+        422 without holding up the others; the valid ones are handed to the writer at once (so
+        they share its transactions) and the dispatcher is woken once for the lot.
+
+        A write that fails for the event's own reason (the repository's `fails_alone`) is that
+        event's 500; a failure of the store itself is raised, as for one event (what was
+        written before it stays written: sent again, those events answer as duplicates)."""
         now = self.now()
-        message, skipped, encoding = self._message(event, now)
-        accepted = await self._writer.submit(
-            IncomingEvent(
-                event_id=event.event_id,
-                order_id=event.order_id,
-                stage=event.stage,
-                phone=event.phone.e164,
-                payload=payload,
-                message=message,
-                new_contacts=self._contacts(event),
-                now=now,
-                respond=lambda done: _answer(event, done, message, skipped, encoding),
-            )
+        results: dict[int, EventResult] = {}
+        pending: list[tuple[int, _Pending]] = []
+        for index, body in enumerate(bodies):
+            try:
+                pending.append((index, self._prepare(body, now)))
+            except pydantic.ValidationError as exc:
+                results[index] = EventResult(422, {}, invalid=exc)
+        written = await asyncio.gather(
+            *(self._writer.enqueue(item.incoming) for _, item in pending), return_exceptions=True
         )
+        store_failure: BaseException | None = None
+        queued = False
+        for (index, item), outcome in zip(pending, written, strict=True):
+            if isinstance(outcome, Exception) and self.events.fails_alone(outcome):
+                log.error(
+                    "event.write_failed", event_id=item.event.event_id, error=type(outcome).__name__
+                )
+                results[index] = EventResult(500, _unwritten(item.event))
+            elif isinstance(outcome, BaseException):
+                store_failure = store_failure or outcome
+            else:
+                status, answer, item_queued = self._finish(item, outcome)
+                queued = queued or item_queued
+                results[index] = EventResult(status, answer)
+        if queued and self.on_queued is not None:
+            self.on_queued()
+        if store_failure is not None:
+            raise store_failure
+        return [results[index] for index in range(len(bodies))]
+
+    def _prepare(self, body: Any, now: datetime) -> _Pending:
+        """The event validated (or `pydantic.ValidationError`) and what writing it takes."""
+        event = self.validate(body)
+        message, skipped, encoding = self._message(event, now)
+        incoming = IncomingEvent(
+            event_id=event.event_id,
+            order_id=event.order_id,
+            stage=event.stage,
+            phone=event.phone.e164,
+            payload=event.stored_form(),
+            message=message,
+            new_contacts=self._contacts(event),
+            now=now,
+            respond=lambda done: _answer(event, done, message, skipped, encoding),
+        )
+        return _Pending(event, incoming, encoding)
+
+    def _finish(
+        self, pending: _Pending, accepted: AcceptedEvent
+    ) -> tuple[int, dict[str, Any], bool]:
+        """(status, answer, whether a message was queued) once the event is written."""
+        event, message = pending.event, pending.incoming.message
         if not accepted.created:  # the event_id was already stored (or came twice at once)
-            return self._again(event, payload, accepted.stored)
+            return (*self._again(event, pending.incoming.payload, accepted.stored), False)
         self.metrics.events_received.labels(stage=event.stage).inc()
+        queued = False
         if accepted.message_id is not None and message is not None:
             log.info(
                 "sms.queued",
@@ -110,14 +191,13 @@ class Intake:
                 stage=event.stage,
                 message_id=accepted.message_id,
                 segments=message.segments,
-                encoding=encoding,
+                encoding=pending.encoding,
                 next_attempt_at=message.next_attempt_at.isoformat(),
             )
             self.metrics.sms_queued.labels(stage=event.stage).inc()
-            if self.on_queued is not None:
-                self.on_queued()
+            queued = True
         assert accepted.stored.response is not None
-        return 202, accepted.stored.response
+        return 202, accepted.stored.response, queued
 
     def _again(
         self, event: Event, payload: Mapping[str, Any], known: StoredEvent
@@ -176,6 +256,10 @@ class Intake:
                 context=context,
             )
         ]
+
+
+def _unwritten(event: Event) -> dict[str, Any]:
+    return {"error": "this event could not be stored", "event_id": event.event_id}
 
 
 def _answer(

@@ -1,8 +1,9 @@
 """The SMS component: order events in, the dispatcher out, replies and delivery reports.
 
 `SmsService` is what the daemon runs (`run(stop)`: the dispatcher) and what the HTTP routes call:
-`accept_event` (`POST /v1/events`), `record_delivery` (a provider's status callback),
-`handle_reply` (an inbound SMS), `replay_dead` (a dead letter queued again).
+`accept_event` and `accept_events` (`POST /v1/events`: one event, a batch), `record_delivery` (a
+provider's status callback), `handle_reply` (an inbound SMS), `replay_dead` (a dead letter
+queued again).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dialer.config import Settings
 from dialer.health import Health
 from dialer.logs import get_logger
 from dialer.messaging.dispatcher import Dispatcher, RetryPolicy
-from dialer.messaging.intake import Intake
+from dialer.messaging.intake import EventResult, Intake
 from dialer.messaging.ports import DeliveryReport, EventRepository, OptOutRegistry, Outbox
 from dialer.messaging.providers import PROVIDERS, build_notifier, status_callback_url
 from dialer.messaging.replies import (
@@ -146,6 +147,10 @@ class SmsService:
     async def accept_event(self, body: Any) -> tuple[int, dict[str, Any]]:
         """`POST /v1/events`: (status, answer); raises pydantic's ValidationError (422)."""
         return await self.intake.accept(body)
+
+    async def accept_events(self, bodies: Sequence[Any]) -> list[EventResult]:
+        """`POST /v1/events` with a batch: one result per event, in order (see `Intake`)."""
+        return await self.intake.accept_batch(bodies)
 
     async def record_delivery(
         self,
