@@ -60,6 +60,9 @@ from dialer.pbx.wire import (
 
 __all__ = ["AmiClient"]
 
+# Asterisk's answer to any action while it stops; a login refused so is retried as a lost link.
+PBX_SHUTTING_DOWN = "Asterisk is shutting down"
+
 log = get_logger(__name__)
 
 
@@ -232,6 +235,8 @@ class AmiClient:
             )
         except AmiActionFailed as exc:
             transport.close()
+            if PBX_SHUTTING_DOWN in exc.message:  # not our credentials: reconnect soon
+                raise AmiDisconnected(exc.message) from None
             raise AmiLoginFailed(exc.message) from None
         except AmiError:
             transport.abort()
