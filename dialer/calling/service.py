@@ -30,7 +30,7 @@ from dialer.calling.ports import CampaignReports, CampaignRepository, Pbx, PbxEr
 from dialer.calling.recovery import reconcile, recover
 from dialer.calling.reloading import ReloadingCampaigns
 from dialer.calling.runner import CampaignRunner
-from dialer.calling.slots import SlotKeeper
+from dialer.calling.slots import Candidate, SlotKeeper
 from dialer.calling.status import campaign_status, live_calls
 from dialer.clock import Clock, Sleep
 from dialer.config import Campaign, Settings
@@ -43,6 +43,13 @@ log = get_logger(__name__)
 __all__ = ["CampaignService"]
 
 RECOVERY_RETRY_S = 1.0
+
+
+def candidate(runner: CampaignRunner) -> Candidate:
+    queue = runner.agent_queue
+    return Candidate(
+        runner.name, runner.campaign_id, runner.campaign.pbx, queue.name if queue else None
+    )
 
 
 class CampaignService(ReloadingCampaigns):
@@ -196,8 +203,7 @@ class CampaignService(ReloadingCampaigns):
             self._heartbeats_to_skip -= 1
             return
         runners = list(self.runners.values())
-        for runner in await self.slots.claim(runners, self._held):
-            self._held.add(runner.name)
+        self._held.update(await self.slots.claim([candidate(r) for r in runners], self._held))
         waiting = [runner for runner in runners if runner.name in self._held - self.started]
         if waiting:
             try:

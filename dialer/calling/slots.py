@@ -16,12 +16,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dialer.calling.ports import RunnerSlots, SlotRequest
-from dialer.calling.runner import CampaignRunner
 from dialer.logs import get_logger
 
-__all__ = ["SlotKeeper"]
+__all__ = ["Candidate", "SlotKeeper"]
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A campaign of this worker's config, as the slots see it."""
+
+    name: str
+    campaign_id: int
+    pbx: str | None = None
+    """The campaign's `pbx:`; None: any worker's."""
+    agent_queue: str | None = None
 
 
 @dataclass
@@ -30,43 +40,41 @@ class SlotKeeper:
     worker_id: str
     pbx: str
 
-    def may_run(self, runner: CampaignRunner) -> bool:
-        wanted = runner.campaign.pbx
-        return wanted is None or wanted == self.pbx
+    def may_run(self, campaign: Candidate) -> bool:
+        return campaign.pbx is None or campaign.pbx == self.pbx
 
-    async def claim(
-        self, runners: Sequence[CampaignRunner], held: set[str]
-    ) -> list[CampaignRunner]:
-        """Claim slots up to this worker's share; the runners newly held. (A unit of the share
-        is an agent queue, or a campaign without one.)"""
-        eligible = [runner for runner in runners if self.may_run(runner)]
+    async def claim(self, campaigns: Sequence[Candidate], held: set[str]) -> list[str]:
+        """Claim slots up to this worker's share; the campaigns newly held. (A unit of the
+        share is an agent queue, or a campaign without one.)"""
+        eligible = [campaign for campaign in campaigns if self.may_run(campaign)]
         if not eligible:
             return []
         workers = max(1, len(await self.slots.live_workers("campaigns")))
-        share = math.ceil(len({_unit(runner) for runner in eligible}) / workers)
-        units_held = {_unit(runner) for runner in eligible if runner.name in held}
-        newly: list[CampaignRunner] = []
-        for runner in sorted(eligible, key=lambda runner: runner.name):
-            if runner.name in held:
+        share = math.ceil(len({_unit(campaign) for campaign in eligible}) / workers)
+        units_held = {_unit(campaign) for campaign in eligible if campaign.name in held}
+        newly: list[str] = []
+        for campaign in sorted(eligible, key=lambda campaign: campaign.name):
+            if campaign.name in held:
                 continue
-            if _unit(runner) not in units_held and len(units_held) >= share:
+            if _unit(campaign) not in units_held and len(units_held) >= share:
                 continue
-            if await self.slots.claim(self._request(runner)):
-                newly.append(runner)
-                units_held.add(_unit(runner))
-                log.info("campaign.slot_claimed", campaign=runner.name, worker_id=self.worker_id)
+            if await self.slots.claim(self._request(campaign)):
+                newly.append(campaign.name)
+                units_held.add(_unit(campaign))
+                log.info("campaign.slot_claimed", campaign=campaign.name, worker_id=self.worker_id)
         return newly
 
-    def _request(self, runner: CampaignRunner) -> SlotRequest:
+    def _request(self, campaign: Candidate) -> SlotRequest:
         return SlotRequest(
-            campaign=runner.name,
-            campaign_id=runner.campaign_id,
+            campaign=campaign.name,
+            campaign_id=campaign.campaign_id,
             owner=self.worker_id,
             pbx=self.pbx,
-            agent_queue=runner.agent_queue.name if runner.agent_queue is not None else None,
+            agent_queue=campaign.agent_queue,
         )
 
 
-def _unit(runner: CampaignRunner) -> str:
-    queue = runner.agent_queue
-    return f"queue {queue.name}" if queue is not None else f"campaign {runner.name}"
+def _unit(campaign: Candidate) -> str:
+    if campaign.agent_queue is not None:
+        return f"queue {campaign.agent_queue}"
+    return f"campaign {campaign.name}"
