@@ -25,7 +25,10 @@ from dialer.config.base import (
 )
 from dialer.config.database_url import DatabaseUrl
 from dialer.config.values import (
+    MAX_SECONDS,
     HttpUrl,
+    Integer,
+    Number,
     OneLine,
     Port,
     Seconds,
@@ -161,6 +164,9 @@ class StoreSettings(Section):
         return DatabaseUrl.parse(self.url).with_password(password).render(driver)
 
 
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
 class ApiSettings(Section):
     """The HTTP API: order events, campaigns, Twilio callbacks, health and metrics."""
 
@@ -176,9 +182,9 @@ class ApiSettings(Section):
     """File holding the API token."""
     public_url: HttpUrl | None = None
     """The URL the outside world reaches this API at; Twilio signs its callbacks with it."""
-    max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
-    """Larger request bodies get 413."""
-    shutdown_grace_s: Annotated[float, Field(ge=0)] = 10
+    max_body_bytes: Annotated[Integer, Field(ge=1024, le=MAX_BODY_BYTES)] = 65536
+    """Larger request bodies get 413 (at most 64 MiB)."""
+    shutdown_grace_s: Annotated[Number, Field(ge=0, le=MAX_SECONDS)] = 10
     """How long running requests may take to finish at shutdown."""
 
 
