@@ -74,7 +74,7 @@ def test_an_alias_nested_past_the_depth_limit_is_refused_at_its_line() -> None:
     assert problems(text) == [f"c.yaml:7: b: nested deeper than {MAX_DEPTH} levels"]
 
 
-# -- what the YAML reader itself refuses ------------------------------------------------------------
+# -- what the YAML reader itself refuses ---------------------------------------------------------
 
 
 def test_deep_flow_nesting_is_refused_at_its_line_not_a_recursion_error() -> None:
@@ -124,7 +124,7 @@ def test_an_integer_too_long_to_read_is_reported_at_its_line() -> None:
     assert "\n" not in found
 
 
-# -- how issues are printed -------------------------------------------------------------------------
+# -- how issues are printed ------------------------------------------------------------------------
 
 
 def test_an_issue_escapes_control_characters_so_that_it_stays_on_one_line() -> None:
