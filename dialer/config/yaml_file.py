@@ -31,7 +31,7 @@ from typing import Any
 from pydantic_core import ErrorDetails, PydanticCustomError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.composer import MaxDepthExceededError
+from ruamel.yaml.composer import Composer, MaxDepthExceededError
 from ruamel.yaml.constructor import ConstructorError, DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
@@ -136,10 +136,20 @@ class _Constructor(RoundTripConstructor):
 _Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_yaml_timestamp)
 
 
+class _Composer(Composer):
+    """ruamel's composer, quiet about an anchor defined again: YAML allows it (an alias takes
+    the latest), and its warning would print lines that name no place in the file."""
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader=loader)
+        self.warn_double_anchors = False
+
+
 def read_yaml(text: str, *, source: str) -> Any:
     """The round-trip YAML tree of `text`, or a `ConfigError` naming the line of a syntax error."""
     yaml = YAML(typ="rt")
     yaml.Constructor = _Constructor
+    yaml.Composer = _Composer
     yaml.max_depth = MAX_DEPTH
     try:
         return yaml.load(text)

@@ -67,6 +67,14 @@ def test_a_few_aliases_are_expanded_as_before() -> None:
     assert found == []
 
 
+def test_an_anchor_defined_again_is_legal_and_its_alias_takes_the_latest() -> None:
+    text = REQUIRED + "a: &x [1]\nb: &x [2]\nc: *x\n"
+
+    data, _ = to_plain(read_yaml(text, source="c.yaml"), ENV)  # no warning (an error here)
+
+    assert data["c"] == [2]
+
+
 def test_an_alias_nested_past_the_depth_limit_is_refused_at_its_line() -> None:
     deep = "[" * (MAX_DEPTH - 5) + "x" + "]" * (MAX_DEPTH - 5)
     text = REQUIRED + f"a: &a {deep}\nb: [[[[[[[[[[*a]]]]]]]]]]\n"
