@@ -2,7 +2,8 @@
 
 A bad request is answered 4xx with a JSON body naming what is wrong, never 500:
 
-- `read_body`: the raw body, within `api.body_timeout_s` (else 408); a client that goes away
+- `read_body`: the raw body, within `api.body_timeout_s` (else 408); 400 for a body that
+  cannot be decoded (a bad `Content-Encoding`, broken chunks); a client that goes away
   mid-body is logged as one warning line (`http.client_disconnected`);
 - `read_json`: 415 for a charset Python does not know; 400 for bytes that are not text in
   it, for what is not JSON, NaN or Infinity, a number of more than `MAX_NUMBER_DIGITS` digits
@@ -25,6 +26,7 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from dialer.logs import get_logger
 
@@ -90,6 +92,10 @@ async def read_body(request: web.Request) -> bytes:
     except ConnectionError:
         log.warning("http.client_disconnected", path=request.path, remote=request.remote)
         _refuse(web.HTTPBadRequest, "the client went away before the body ended")
+    except (web.RequestPayloadError, HttpProcessingError) as exc:  # Content-Encoding, chunks
+        cause = exc.__cause__ or exc
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        _refuse(web.HTTPBadRequest, f"the body cannot be read: {reason}", field="(body)")
 
 
 def _text(request: web.Request, raw: bytes, what: str) -> str:

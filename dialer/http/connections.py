@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -49,14 +50,20 @@ class _ClientFaultsAsWarnings(logging.LoggerAdapter[logging.Logger]):
 
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
         error = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
-        if isinstance(error, HttpProcessingError | ConnectionError):
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            log.warning("http.request_refused", error=type(error).__name__, reason=reason)
+        if isinstance(error, HttpProcessingError | web.RequestPayloadError | ConnectionError):
+            log.warning("http.request_refused", error=type(error).__name__, reason=_reason(error))
             return
         self.logger.error(msg, *args, exc_info=exc_info, **kwargs)
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
         return msg, kwargs
+
+
+def _reason(error: BaseException) -> str:
+    """aiohttp's message for a client's fault, on one line ("400, message: ..." trimmed)."""
+    text = " ".join(str(error).split())
+    text = re.sub(r"^\d{3}, message: ?", "", text)
+    return text[:200] or type(error).__name__
 
 
 def runner_options(*, idle_timeout_s: float) -> dict[str, Any]:

@@ -13,7 +13,8 @@
   naming what is wrong. An invalid body gets 422 naming each bad field: use
   `unprocessable(validation_error)`.
 - Every error answer is JSON (`{"error": ...}`), also aiohttp's own (no route: 404, a method
-  the route does not take: 405, a chunked body past the limit: 413).
+  the route does not take: 405, a chunked body past the limit: 413). An answer given without
+  reading the whole body closes the connection after it (`Connection: close`).
 - `/healthz`, `/readyz` and `/metrics` (Prometheus' text format) need no token.
 - The features' routes are in `dialer.http.sms`, `.campaigns`, `.status_page`; `dialer.app`
   adds them to the application `make_web_app` returns.
@@ -123,19 +124,28 @@ _KEPT_HEADERS = ("Allow", "Retry-After", "Connection")
 
 
 @web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """aiohttp's own error answers (text) as JSON, like ours."""
+async def shape_answers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own error answers (text) as JSON, like ours; and `Connection: close` when
+    the request's body was left unread (a client must not reuse a connection that the server
+    closes once it has discarded that body, or failed to decode it)."""
     try:
-        return await handler(request)
+        response = await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
+            _close_if_body_unread(request, exc)
             raise
         text = (exc.text or "").removeprefix(f"{exc.status}: ").strip()
         response = error_response(exc.status, text or exc.reason.lower())
         for name in _KEPT_HEADERS:
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
-        return response
+    _close_if_body_unread(request, response)
+    return response
+
+
+def _close_if_body_unread(request: web.Request, response: web.StreamResponse) -> None:
+    if request.body_exists and not request.content.is_eof() and not response.prepared:
+        response.force_close()
 
 
 def body_size_limit(max_body_bytes: int) -> Middleware:
@@ -212,7 +222,7 @@ def make_web_app(
     app = web.Application(
         client_max_size=max_body_bytes,
         middlewares=[
-            json_errors,
+            shape_answers,
             body_size_limit(max_body_bytes),
             bearer_auth(api_token, sessions),
         ],

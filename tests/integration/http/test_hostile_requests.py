@@ -283,3 +283,29 @@ async def test_a_client_gone_mid_body_leaves_at_most_one_warning_line(
     assert errors_in(log_output) == []
     assert [line["event"] for line in lines] == ["http.client_disconnected"]
     assert "Traceback" not in log_output.getvalue()
+
+
+# -- bodies that cannot be decoded (found by the fuzz test) ----------------------------------------
+
+
+async def test_a_body_its_content_encoding_does_not_decode_is_400_and_logs_a_warning(
+    api: DaemonApp, log_output: io.StringIO
+) -> None:
+    status, answer = await post_event(api, json.dumps(event("e1")), **{"Content-Encoding": "gzip"})
+    assert status == 400
+    assert answer["field"] == "(body)"
+    assert "cannot be read" in answer["error"]
+    assert errors_in(log_output) == []
+
+
+async def test_an_answer_given_without_reading_the_body_closes_the_connection(
+    api: DaemonApp, log_output: io.StringIO
+) -> None:
+    response = await api.client.get(
+        "/healthz", data=b"not gzip", headers={"Content-Encoding": "gzip"}
+    )
+    again = await api.client.get("/healthz")  # a new connection, not the one closed
+    assert response.status == 200
+    assert response.headers["Connection"] == "close"
+    assert again.status == 200
+    assert errors_in(log_output) == []
