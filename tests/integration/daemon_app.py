@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +34,20 @@ class DaemonTestServer(TestServer):
         return web.AppRunner(self.app, handle_signals=False, **self.options, **kwargs)
 
 
-@dataclass
 class DaemonApp:
-    client: TestClient[web.Request, web.Application]
-    daemon: Daemon
-    store: Store
-    now: Now
+    """The client of the served API, the daemon, its store and its clock."""
+
+    def __init__(
+        self,
+        client: TestClient[web.Request, web.Application],
+        daemon: Daemon,
+        store: Store,
+        now: Now,
+    ) -> None:
+        self.client, self.daemon, self.store, self.now = client, daemon, store, now
+
+    def __repr__(self) -> str:  # what Hypothesis prints of a failing example
+        return f"DaemonApp(port={self.client.port})"
 
 
 @contextlib.asynccontextmanager
