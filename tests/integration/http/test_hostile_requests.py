@@ -309,3 +309,22 @@ async def test_an_answer_given_without_reading_the_body_closes_the_connection(
     assert response.headers["Connection"] == "close"
     assert again.status == 200
     assert errors_in(log_output) == []
+
+
+# -- a hostile config file, reloaded -------------------------------------------------------------
+
+
+async def test_reloading_an_alias_bomb_is_refused_at_the_line_of_the_alias(
+    api: DaemonApp, tmp_path: Path
+) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    lines = ["ami: {username: outreach, secret: x}", "api: {token: x}", "a0: &a0 [x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    bomb.write_text("\n".join(lines) + "\n")
+    api.daemon.config_path = bomb
+    response = await api.client.post("/v1/reload", headers=AUTH)
+    answer = await response.json()
+    assert response.status == 422
+    assert answer["errors"] == [
+        f"{bomb}:8: a5: expands to more than 100000 values (aliases used too often)"
+    ]
