@@ -11,8 +11,7 @@ How a value in the file becomes a value:
   is used, so a small file of nested aliases can stand for billions of values: past
   `MAX_VALUES` values (or `MAX_DEPTH` levels) it stops with an error at the alias's line;
 - `issues_from_errors` maps each pydantic error back to the dotted key the user wrote and its
-  line, dropping the parts of `loc` that are not keys (union tags); each mapping's keys are
-  indexed once (`Locator`), so 40,000 errors take linear time;
+  line (`dialer.config.locator`), dropping the parts of `loc` that are not keys (union tags);
 - `problem` is how a model validator reports one or several problems at keys below it.
 
 Every issue prints on one line: control characters in a key or a message are escaped.
@@ -30,11 +29,12 @@ from typing import Any
 
 from pydantic_core import ErrorDetails, PydanticCustomError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.composer import Composer, MaxDepthExceededError
 from ruamel.yaml.constructor import ConstructorError, DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
+
+from dialer.config.locator import KeyPath, Locator, dotted, locate, plain_key
 
 __all__ = [
     "ConfigError",
@@ -49,9 +49,6 @@ __all__ = [
     "read_yaml",
     "to_plain",
 ]
-
-KeyPath = tuple[str | int, ...]
-"""A path of keys and list indices from the root of the file (or of a model) to a value."""
 
 MAX_DEPTH = 50
 """Mappings and lists nested deeper than this are refused (the file's own need is about 6)."""
@@ -232,7 +229,7 @@ class _Flattener:
                 raise _TooLarge(path, f"nested deeper than {MAX_DEPTH} levels")
         if isinstance(node, dict):
             return {
-                _plain_key(key): self.plain(value, (*path, _plain_key(key)), alias)
+                plain_key(key): self.plain(value, (*path, plain_key(key)), alias)
                 for key, value in node.items()
             }
         if isinstance(node, list):
@@ -250,10 +247,6 @@ class _Flattener:
         if isinstance(node, date):
             return date.fromordinal(node.toordinal())
         return node
-
-
-def _plain_key(key: Any) -> str:
-    return key if isinstance(key, str) else str(key)
 
 
 def _expand(text: str, environ: Mapping[str, str], path: KeyPath, problems: list[Any]) -> str:
@@ -315,90 +308,3 @@ def _explain(error: ErrorDetails) -> list[tuple[KeyPath, str]]:
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     return [(loc, message)]
-
-
-def locate(tree: Any, loc: KeyPath) -> tuple[str, int | None]:
-    """The dotted key the user wrote for a pydantic `loc`, and its 1-based line (see `Locator`)."""
-    return Locator(tree).locate(loc)
-
-
-class Locator:
-    """Finds the keys of pydantic `loc`s in one tree; each mapping's keys are indexed once."""
-
-    def __init__(self, tree: Any) -> None:
-        self.tree = tree
-        self.indexed = 0  # how many mappings were indexed (each at most once)
-        self._keys: dict[int, dict[str, Any]] = {}
-
-    def locate(self, loc: KeyPath) -> tuple[str, int | None]:
-        """The dotted key the user wrote for `loc`, and its 1-based line.
-
-        Parts of `loc` that are not keys in the tree (the tags of discriminated unions) are left
-        out. A last part that is not in the tree is a missing key: it is named, and the line is
-        that of the mapping lacking it (the line of the key holding that mapping).
-        """
-        node, line, written = self.tree, _first_line(self.tree), []
-        for index, part in enumerate(loc):
-            is_last = index == len(loc) - 1
-            if part == "[key]":  # an invalid mapping key: its line is already the current one
-                continue
-            if (
-                isinstance(node, CommentedMap)
-                and (key := self._find_key(node, part)) is not _ABSENT
-            ):
-                line = _key_line(node, key, line)
-                node = node[key]
-            elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-                line = _item_line(node, part, line)
-                node = node[part]
-            elif isinstance(node, CommentedMap) and not is_last:
-                continue  # a union tag, not a key
-            else:
-                node = None
-            written.append(part)
-        return dotted(tuple(written)) or "(root)", line
-
-    def _find_key(self, node: CommentedMap, part: str | int) -> Any:
-        keys = self._keys.get(id(node))
-        if keys is None:
-            self.indexed += 1
-            keys = {}
-            for key in node:
-                keys.setdefault(_plain_key(key), key)
-            self._keys[id(node)] = keys
-        return keys.get(str(part), _ABSENT)
-
-
-_ABSENT = object()
-
-
-def _first_line(node: Any) -> int | None:
-    lc = getattr(node, "lc", None)
-    return None if lc is None or lc.line is None else int(lc.line) + 1
-
-
-def _key_line(node: CommentedMap, key: Any, fallback: int | None) -> int | None:
-    for mapping in (node, *getattr(node, "merge", ())):
-        try:
-            return int(mapping.lc.key(key)[0]) + 1
-        except (AttributeError, KeyError, TypeError):
-            continue
-    return fallback
-
-
-def _item_line(node: CommentedSeq, index: int, fallback: int | None) -> int | None:
-    try:
-        return int(node.lc.item(index)[0]) + 1
-    except (AttributeError, KeyError, TypeError, IndexError):
-        return fallback
-
-
-def dotted(path: KeyPath) -> str:
-    """`campaigns.refusal.holidays[2]` for ("campaigns", "refusal", "holidays", 2)."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
