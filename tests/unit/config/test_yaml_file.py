@@ -169,8 +169,9 @@ def test_forty_thousand_unknown_keys_are_each_reported_at_their_line(
     assert found[-1] == f"c.yaml:{MANY + 5}: unknown_{MANY - 1}: unknown key"
 
 
-def test_locating_many_keys_indexes_each_mapping_once(many_unknown_keys: str) -> None:
-    tree = read_yaml(many_unknown_keys, source="c.yaml")
+def test_locating_many_keys_indexes_each_mapping_once() -> None:
+    text = REQUIRED + "".join(f"unknown_{index}: {index}\n" for index in range(5000))
+    tree = read_yaml(text, source="c.yaml")
     data, _ = to_plain(tree, ENV)
     with pytest.raises(ValidationError) as caught:
         Settings.model_validate(data, context={"base_dir": Path("/srv")})
@@ -178,5 +179,5 @@ def test_locating_many_keys_indexes_each_mapping_once(many_unknown_keys: str) ->
 
     lines = [locator.locate(tuple(error["loc"]))[1] for error in caught.value.errors()]
 
-    assert len(lines) == MANY
+    assert lines == list(range(6, 5006))
     assert locator.indexed == 1  # the root mapping; not once per error
