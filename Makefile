@@ -9,7 +9,7 @@ CONFIG  ?= config/example.yaml
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test lint format bench lab-start lab-stop lab-status postgres chromium docs lock clean
+.PHONY: help venv demo test fuzz lint format bench lab-start lab-stop lab-status postgres chromium docs lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -29,6 +29,10 @@ demo: venv  ## run the daemon against the lab PBX (started and stopped for you);
 
 test: lint postgres chromium  ## lint, type-check, then the whole suite against the lab PBX, PostgreSQL, a browser
 	scripts/with-lab-pbx $(BIN)/pytest $(PYTEST_ARGS)
+
+fuzz: venv  ## the API and config fuzz tests with many more examples (minutes; no PBX needed)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -p no:cacheprovider --timeout 1800 \
+	  tests/integration/http/test_fuzz.py tests/integration/cli/test_config_fuzz.py
 
 lint: venv  ## ruff (lint + format check), mypy strict over dialer/ and notifiers/, hadolint
 	$(BIN)/ruff check .

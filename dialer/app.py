@@ -2,11 +2,12 @@
 
 The only place that wires. `build(settings)` makes the adapters (the AMI client and its `Pbx`
 for the campaigns) from the settings alone (no module globals). `Daemon.run(stop)` opens the
-store, makes the core's services on the store's repositories (`CampaignService`, `SmsService`),
-routes the AMI's events and link changes to them, serves the HTTP API with every route, keeps
-the AMI link up, announces readiness, and on `stop` lets each component drain within
-`api.shutdown_grace_s` before shutting down in reverse order. `dialer.daemon_reload` applies a
-reloaded config (SIGHUP, `POST /v1/reload`).
+store, makes the core's services on the store's repositories (`services`: `CampaignService`,
+`SmsService`), routes the AMI's events and link changes to them, serves the HTTP API with every
+route (`web_app`; the status page's sessions in the store) on a site that caps connections and
+times out idle ones (`dialer.http.connections`), keeps the AMI link up, announces readiness,
+and on `stop` lets each component drain within `api.shutdown_grace_s` before shutting down in
+reverse order. `dialer.daemon_reload` applies a reloaded config (SIGHUP, `POST /v1/reload`).
 
 A component is a long-running `run(stop)` that returns once `stop` is set and its work in
 flight has settled, and that may take a reloaded config (`reload(settings)`).
@@ -25,14 +26,17 @@ from typing import Protocol
 from aiohttp import web
 
 from dialer.calling.options import RunnerOptions
-from dialer.calling.service import CampaignService
+from dialer.calling.service import CampaignRowsOnly, CampaignService
 from dialer.calling.slots import SlotKeeper
 from dialer.clock import Clock, utc_now
 from dialer.config import Settings
 from dialer.daemon_reload import ConfigReloader
 from dialer.health import Health
 from dialer.http.campaigns import add_campaign_routes
+from dialer.http.connections import LimitedSite, runner_options
+from dialer.http.login_throttle import LoginThrottle
 from dialer.http.server import Check, make_web_app
+from dialer.http.sessions import Sessions
 from dialer.http.sms import add_sms_routes
 from dialer.http.status_page import StatusPage
 from dialer.logs import get_logger
@@ -41,7 +45,16 @@ from dialer.metrics import Metrics
 from dialer.pbx.adapter import AmiPbx
 from dialer.pbx.client import AmiClient
 from dialer.pbx.wire import AmiOptions, LinkState
-from dialer.store import CampaignStore, EventStore, OptOutStore, OutboxStore, Store, StoreError
+from dialer.store import (
+    CallbackStore,
+    CampaignStore,
+    EventStore,
+    OptOutStore,
+    OutboxStore,
+    SessionStore,
+    Store,
+    StoreError,
+)
 from dialer.store.runner_slots import RunnerSlotStore
 from dialer.store.sms_reports import backlog
 from dialer.store.workers import SqliteLock, WorkerStore
@@ -174,23 +187,27 @@ class Daemon:
 
     # -- building and running ------------------------------------------------------------------
 
-    def _web_app(
-        self, store: Store, campaigns: CampaignService, sms: SmsService
-    ) -> web.Application:
+    def web_app(self, store: Store, campaigns: CampaignService, sms: SmsService) -> web.Application:
+        """The HTTP API with every route, on the services made by `services`."""
         api = self.settings.api
+        token = api.token.get_secret_value()
+        sessions = Sessions(SessionStore(store), token, ttl_s=api.session_ttl_s, now=self.now)
         app = make_web_app(
             self.readiness,
             max_body_bytes=api.max_body_bytes,
-            api_token=api.token.get_secret_value(),
+            api_token=token,
             metrics_page=self.metrics_page,
+            sessions=sessions,
+            body_timeout_s=api.body_timeout_s,
         )
         app.router.add_post("/v1/reload", self.reloader.route)
         add_campaign_routes(app, campaigns)
         add_sms_routes(app, sms, store)
-        StatusPage(api.token.get_secret_value()).add_routes(app)
+        StatusPage(sessions, LoginThrottle(self.now), public_url=api.public_url).add_routes(app)
         return app
 
-    def _services(self, store: Store) -> tuple[CampaignService, SmsService]:
+    def services(self, store: Store) -> tuple[CampaignService, SmsService]:
+        """The core's components on the store's repositories, wired to the AMI client."""
         campaign_store = CampaignStore(store)
         campaigns = CampaignService(
             self.settings,
@@ -214,6 +231,7 @@ class Daemon:
             events=EventStore(store),
             outbox=OutboxStore(store, owner=self.worker.id),
             opt_outs=OptOutStore(store),
+            callbacks=CallbackStore(store),
             now=self.now,
             metrics=self.metrics,
             health=self.health,
@@ -253,7 +271,7 @@ class Daemon:
         return membership
 
     async def _serve(self, store: Store, membership: Membership, stop: asyncio.Event) -> None:
-        campaigns, sms = self._services(store)
+        campaigns, sms = self.services(store)
         self.components = []
         if self.worker.plays("dispatcher"):
             self.components.append(sms)
@@ -262,16 +280,19 @@ class Daemon:
             self.components.append(campaigns)
             membership.on_tick(campaigns.on_heartbeat)
         elif self.worker.plays("api"):  # its campaign routes need the campaigns' rows
-            self.components.append(OpenOnly(campaigns))
+            self.components.append(CampaignRowsOnly(campaigns))
         api = self.settings.api
         runner = web.AppRunner(
-            self._web_app(store, campaigns, sms), handle_signals=False, access_log=None
+            self.web_app(store, campaigns, sms),
+            handle_signals=False,
+            **runner_options(idle_timeout_s=api.idle_timeout_s),
         )
         await runner.setup()
         try:
             if self.worker.plays("api"):
+                site = LimitedSite(runner, api.host, api.port, max_connections=api.max_connections)
                 try:
-                    await web.TCPSite(runner, api.host, api.port).start()
+                    await site.start()
                 except OSError as exc:
                     raise StartupError(
                         f"cannot listen on {api.host}:{api.port}: {exc.strerror}"
@@ -346,21 +367,6 @@ class Daemon:
                 worker_id=self.worker.id,
                 roles=list(self.worker.roles),
             )
-
-
-@dataclass
-class OpenOnly:
-    """The campaigns of a worker that serves their API but does not dial: their rows exist,
-    (the store may be down at start: retried), nothing more."""
-
-    campaigns: CampaignService
-    name: str = "campaigns"
-
-    async def run(self, stop: asyncio.Event) -> None:
-        await self.campaigns.open_when_possible(stop)
-
-    async def reload(self, settings: Settings) -> dict[str, list[str]]:
-        return await self.campaigns.reload(settings)
 
 
 def build(

@@ -10,7 +10,9 @@ runner slot) carries its id. A worker whose lease ran out is *declared dead*, in
 by the first live worker to notice; only then may others take its work, and a dead worker can
 never renew: it finds its lease taken, stops claiming, says so and stops (`Membership`). A
 worker stopping cleanly declares itself dead, so its work moves at once. Lease times are the
-database's clock on PostgreSQL, so the hosts' clocks need not agree.
+database's clock on PostgreSQL, so the hosts' clocks need not agree. A worker that could not
+renew for a while itself (the store was down, for every worker alike) declares nobody dead at
+its first heartbeat after: the others renew meanwhile, so an outage of the store kills no one.
 
 On SQLite one worker serves a store (a second is refused at start), so every other row is dead.
 """
@@ -21,6 +23,7 @@ import asyncio
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -112,6 +115,7 @@ class Membership:
         lease_s: float,
         heartbeat_s: float,
         sleep: Sleep = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if heartbeat_s * 2 > lease_s:
             raise ValueError(f"heartbeat_s {heartbeat_s} must be at most half of lease_s {lease_s}")
@@ -121,6 +125,8 @@ class Membership:
         self.heartbeat_s = heartbeat_s
         self.lost = asyncio.Event()
         self._sleep = sleep
+        self._monotonic = monotonic
+        self._renewed_at: float | None = None
         self._on_tick: list[TakeOver] = []
 
     def on_tick(self, callback: TakeOver) -> None:
@@ -135,6 +141,7 @@ class Membership:
             if taken.host != self.worker.host or _running(taken.pid, self.worker.pid):
                 raise
             await self.registry.register(self.worker, lease_s=self.lease_s, replace_live=True)
+        self._renewed_at = self._monotonic()
         log.info(
             "worker.joined",
             worker_id=self.worker.id,
@@ -148,7 +155,12 @@ class Membership:
         lease was taken (this worker must stop)."""
         if not await self.registry.renew(self.worker.id, lease_s=self.lease_s):
             return False
-        dead = await self.registry.declare_expired()
+        renewed_before, self._renewed_at = self._renewed_at, self._monotonic()
+        dead: list[str] = []
+        # After a silence of its own (the store was unreachable, for the others too, likely),
+        # a worker first lets the others renew: it declares nobody dead this time.
+        if renewed_before is not None and self._renewed_at - renewed_before <= 2 * self.heartbeat_s:
+            dead = await self.registry.declare_expired()
         for worker_id in dead:
             log.warning("worker.declared_dead", dead_worker=worker_id, lease_s=self.lease_s)
         for callback in self._on_tick:

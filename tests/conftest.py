@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from dialer.logs import configure_logging
 from tests.support import lab_pbx
+
+# Hypothesis: the normal run tries each property's default number of examples (100, seconds);
+# `make fuzz` (HYPOTHESIS_PROFILE=fuzz) many more. A property that sets max_examples keeps it.
+settings.register_profile("fuzz", max_examples=5000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")

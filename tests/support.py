@@ -231,3 +231,30 @@ class DaemonProcess:
         assert self.process.stdout is not None
         while raw := await self.process.stdout.readline():
             self.log_lines.append(json.loads(raw))
+
+
+async def raw_request(
+    port: int, request: bytes, *, timeout_s: float = 10.0, close_after_send: bool = False
+) -> bytes:
+    """Send `request` as it is (headers aiohttp's client would refuse to send), return all the
+    server answers until it closes or the time-out (or nothing, `close_after_send`: a client
+    that goes away mid-request): for hostile-client tests."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        if close_after_send:
+            return b""
+        async with asyncio.timeout(timeout_s):
+            return await reader.read()
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Let the event loop run (no time passes on purpose) until `condition` holds."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():  # noqa: ASYNC110 (an in-process condition: no event to wait on)
+            await asyncio.sleep(0)

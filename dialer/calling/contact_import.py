@@ -1,7 +1,8 @@
 """Checking contacts before they are added: from a CSV file or the API, with the same rules.
 
-Each row: `phone` (required; normalised to E.164 with the config's default region), `name`,
-`timezone` (IANA name; empty: the campaign's), `priority` (integer; empty: the campaign's), and
+Each row: `phone` (required; normalised to E.164 with the config's default region), `name`
+(text without control characters), `timezone` (IANA name; empty: the campaign's), `priority`
+(an integer from -1,000,000 to 1,000,000, as the campaign's; empty: the campaign's), and
 any other column (CSV) or the `context` object (API) kept as the contact's context (an order id,
 say). A row that fails is reported with its row number and reason; the others are added. A
 number outside the campaign's `allowed_countries` is refused here (toll-fraud guard) and again
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +27,7 @@ from dialer.calling.csv_contacts import CsvProblem, CsvRecord
 from dialer.calling.ports import AddedContact, CampaignRepository, NewContact
 from dialer.clock import Sleep
 from dialer.config import Campaign
+from dialer.config.values import MAX_PRIORITY
 from dialer.health import StoreUnavailable
 from dialer.logs import mask_phone, shown_safely
 from dialer.phones import InvalidNumber, parse
@@ -38,6 +41,8 @@ STORE_TRIES = 8
 stops there (what came before is kept)."""
 
 KNOWN_COLUMNS = ("phone", "name", "timezone", "priority", "context")
+_INTEGER = re.compile(r"[+-]?[0-9]+")  # ASCII digits: int() would also take "١٢"
+_CONTROL_OR_SURROGATE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 RowStatus = Literal["added", "merged", "finished", "refused"]
 
 
@@ -79,10 +84,10 @@ def check_row(values: Mapping[str, Any], campaign: Campaign, *, default_region: 
             raise RowError(f"timezone: unknown time zone {timezone!r}") from None
     priority = campaign.priority
     if values.get("priority") not in (None, ""):
-        try:
-            priority = int(str(values["priority"]))
-        except ValueError:
-            raise RowError(f"priority: not an integer: {values['priority']!r}") from None
+        priority = _priority(values["priority"])
+    name = _text(values.get("name"))
+    if _CONTROL_OR_SURROGATE.search(name):
+        raise RowError("name: must not hold control characters or invalid Unicode")
     context = values.get("context")
     if context is None:
         context = {k: v for k, v in values.items() if k not in KNOWN_COLUMNS and v != ""}
@@ -90,11 +95,26 @@ def check_row(values: Mapping[str, Any], campaign: Campaign, *, default_region: 
         raise RowError("context: must be an object")
     return NewContact(
         phone=number.e164,
-        name=_text(values.get("name")) or None,
+        name=name or None,
         timezone=timezone or None,
         priority=priority,
         context=dict(context),
     )
+
+
+def _priority(raw: Any) -> int:
+    """An integer within the campaigns' bounds (given as a number, or as ASCII digits)."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, str) and _INTEGER.fullmatch(text := raw.strip()) and len(text) <= 9:
+        value = int(text)
+    elif isinstance(raw, str) and _INTEGER.fullmatch(raw.strip()):
+        value = MAX_PRIORITY + 1  # too many digits to be in bounds
+    else:
+        raise RowError(f"priority: not an integer: {str(raw)[:20]!r}")
+    if not -MAX_PRIORITY <= value <= MAX_PRIORITY:
+        raise RowError(f"priority: must be from -{MAX_PRIORITY} to {MAX_PRIORITY}")
+    return value
 
 
 def _text(value: Any) -> str:

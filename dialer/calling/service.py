@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from dialer.calling.calls import Call, CallRouter
@@ -40,7 +41,7 @@ from dialer.metrics import Metrics
 
 log = get_logger(__name__)
 
-__all__ = ["CampaignService"]
+__all__ = ["CampaignRowsOnly", "CampaignService"]
 
 RECOVERY_RETRY_S = 1.0
 
@@ -349,3 +350,18 @@ class CampaignService(ReloadingCampaigns):
 
     async def set_paused(self, name: str, paused: bool) -> None:
         await self.runners[name].set_paused(paused)
+
+
+@dataclass
+class CampaignRowsOnly:
+    """The campaigns of a worker that serves their API but does not dial: their rows exist,
+    (the store may be down at start: retried), nothing more."""
+
+    campaigns: CampaignService
+    name: str = "campaigns"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.campaigns.open_when_possible(stop)
+
+    async def reload(self, settings: Settings) -> dict[str, list[str]]:
+        return await self.campaigns.reload(settings)

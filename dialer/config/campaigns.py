@@ -28,7 +28,9 @@ from dialer.config.base import (
     Section,
 )
 from dialer.config.values import (
+    MAX_SECONDS,
     Count,
+    Number,
     OneLine,
     RegionCode,
     RetryOutcome,
@@ -99,7 +101,7 @@ Destination = Annotated[
 class RetryRule(Section):
     """When a contact is called again after an attempt that ended with this outcome."""
 
-    delay_s: Annotated[float, Field(ge=0)]
+    delay_s: Annotated[Number, Field(ge=0, le=MAX_SECONDS)]
     """Wait before the next attempt."""
     max_attempts: Count
     """At most this many attempts may end with this outcome; then the contact is finished."""
@@ -134,9 +136,9 @@ class CampaignBase(Section):
     (PJSIP/{number}@carrier in production, Local/{number}@customers in the lab)."""
     caller_id: OneLine | None = None
     """Caller ID, e.g. '"Outreach" <4000>'; unset: the trunk's default."""
-    ring_timeout_s: Annotated[float, Field(ge=15)] = 25
+    ring_timeout_s: Annotated[Number, Field(ge=15, le=MAX_SECONDS)] = 25
     """How long a call rings before it counts as no_answer (at least 15)."""
-    max_calls_per_second: Annotated[float, Field(gt=0)] = 2.0
+    max_calls_per_second: Annotated[Number, Field(gt=0)] = 2.0
     """Calls started per second, at most."""
     timezone: TimeZoneName = "Asia/Shanghai"
     """Contacts' time zone (IANA name) unless a contact has its own."""

@@ -23,6 +23,7 @@ from dialer.config.values import (
     HeaderName,
     HttpStatus,
     HttpUrl,
+    Number,
     OneLine,
     Seconds,
     Upper,
@@ -35,7 +36,7 @@ from dialer.config.yaml_file import (
 
 
 class _Provider(Section):
-    messages_per_second: Annotated[float, Field(gt=0)] = 10
+    messages_per_second: Annotated[Number, Field(gt=0)] = 10
     """Rate limit of this provider: at most floor(this) sends start in any one second (below 1:
     one every 1/this seconds), also right after a restart (the first second waits)."""
 

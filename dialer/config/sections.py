@@ -25,7 +25,11 @@ from dialer.config.base import (
 )
 from dialer.config.database_url import DatabaseUrl
 from dialer.config.values import (
+    MAX_SECONDS,
+    Count,
     HttpUrl,
+    Integer,
+    Number,
     OneLine,
     Port,
     Seconds,
@@ -161,6 +165,9 @@ class StoreSettings(Section):
         return DatabaseUrl.parse(self.url).with_password(password).render(driver)
 
 
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
 class ApiSettings(Section):
     """The HTTP API: order events, campaigns, Twilio callbacks, health and metrics."""
 
@@ -176,10 +183,21 @@ class ApiSettings(Section):
     """File holding the API token."""
     public_url: HttpUrl | None = None
     """The URL the outside world reaches this API at; Twilio signs its callbacks with it."""
-    max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
-    """Larger request bodies get 413."""
-    shutdown_grace_s: Annotated[float, Field(ge=0)] = 10
+    max_body_bytes: Annotated[Integer, Field(ge=1024, le=MAX_BODY_BYTES)] = 65536
+    """Larger request bodies get 413 (at most 64 MiB)."""
+    shutdown_grace_s: Annotated[Number, Field(ge=0, le=MAX_SECONDS)] = 10
     """How long running requests may take to finish at shutdown."""
+    max_connections: Count = 256
+    """Connections held at once, at most; one more gets 503 and is closed (keep it well under
+    the open-file limit, `ulimit -n`)."""
+    idle_timeout_s: Seconds = 15
+    """A connection that has not sent a whole request's headers this long after it opened, or
+    after its last answer, is closed (the header-read and keep-alive time-out)."""
+    body_timeout_s: Seconds = 30
+    """A request body not received whole within this gets 408."""
+    session_ttl_s: Seconds = 28800
+    """How long a status page login lasts (8 hours); logging out, or changing the API token,
+    ends it sooner."""
 
 
 class LoggingSettings(Section):

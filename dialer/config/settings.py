@@ -45,8 +45,8 @@ from dialer.config.yaml_file import (
     ConfigError,
     ConfigIssue,
     KeyPath,
+    Locator,
     issues_from_errors,
-    locate,
     problem,
     read_yaml,
     to_plain,
@@ -107,10 +107,11 @@ def parse_settings(
     if not isinstance(tree, dict):
         found = "an empty file" if tree is None else type(tree).__name__
         raise ConfigError([ConfigIssue(source, 1, "(root)", f"expected a mapping, found {found}")])
-    data, env_problems = to_plain(tree, os.environ if environ is None else environ)
+    data, env_problems = to_plain(tree, os.environ if environ is None else environ, source=source)
+    locator = Locator(tree)
     issues = []
     for path, message in env_problems:
-        key, line = locate(tree, path)
+        key, line = locator.locate(path)
         issues.append(ConfigIssue(source, line, key, message))
     context = {"base_dir": Path(base_dir).resolve(), "secrets_from_env_only": True}
     try:

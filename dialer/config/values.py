@@ -37,11 +37,24 @@ def _slug(value: str) -> str:
     return value
 
 
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def _one_line(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
     if "\r" in value or "\n" in value:
         raise ValueError("must be a single line")
+    if found := _CONTROL_CHARACTER.search(value):
+        shown = repr(found.group(0))[1:-1]
+        raise ValueError(f"must not hold a control character (found {shown})")
+    return value
+
+
+def _not_a_boolean(value: Any) -> Any:
+    """`port: yes` or `!!bool true` where a number is expected is a mistake, not 1."""
+    if isinstance(value, bool):
+        raise ValueError("should be a number, not a boolean")
     return value
 
 
@@ -125,10 +138,20 @@ RegionCode = Annotated[str, AfterValidator(_region)]
 TimeZoneName = Annotated[str, AfterValidator(_zone)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 HeaderName = Annotated[str, AfterValidator(_header_name)]
-Seconds = Annotated[float, Field(gt=0)]
-Port = Annotated[int, Field(ge=1, le=65535)]
-Count = Annotated[int, Field(ge=1)]
-HttpStatus = Annotated[int, Field(ge=100, le=599)]
+Integer = Annotated[int, BeforeValidator(_not_a_boolean)]
+"""An integer; a boolean is refused (pydantic would read `true` as 1)."""
+Number = Annotated[float, BeforeValidator(_not_a_boolean), Field(allow_inf_nan=False)]
+"""A finite number; a boolean is refused."""
+MAX_SECONDS = 10 * 365 * 86400
+"""Ten years: a longer duration is a mistake, and overflows the date arithmetic."""
+Seconds = Annotated[Number, Field(gt=0, le=MAX_SECONDS)]
+Port = Annotated[Integer, Field(ge=1, le=65535)]
+MAX_COUNT = 1_000_000
+Count = Annotated[Integer, Field(ge=1, le=MAX_COUNT)]
+HttpStatus = Annotated[Integer, Field(ge=100, le=599)]
+MAX_PRIORITY = 1_000_000
+Priority = Annotated[Integer, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
+"""A contact's dialling priority (higher first); stored as a 32-bit integer."""
 MessageTemplate = Annotated[str, Field(min_length=1), _template(TEMPLATE_PLACEHOLDERS)]
 GatewayTemplate = Annotated[str, _template(GATEWAY_PLACEHOLDERS)]
 Upper = BeforeValidator(_upper)

@@ -13,13 +13,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from aiohttp import web
 
 from dialer.calling.contact_import import counts
 from dialer.calling.service import CampaignService
-from dialer.http.server import error_response, read_json
+from dialer.http.bodies import read_json
+from dialer.http.server import error_response
 
 __all__ = ["add_campaign_routes"]
 
@@ -35,7 +37,7 @@ def add_campaign_routes(app: web.Application, service: CampaignService) -> None:
         if name not in service.runners:
             known = ", ".join(service.runners) or "none"
             raise web.HTTPNotFound(
-                text=f'{{"error": "no campaign {name!r}; defined: {known}"}}',
+                text=json.dumps({"error": f"no campaign {name!r}; defined: {known}"}),
                 content_type="application/json",
             )
         return name

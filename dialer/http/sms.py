@@ -5,10 +5,12 @@
   A JSON array of up to 500 events is a batch, each answered on its own
   (`dialer.http.event_batches`).
 - `POST /v1/sms/twilio/status` (no token; X-Twilio-Signature instead, else 403): a delivery
-  report; the message's status only moves forward. 204.
+  report; the message's status only moves forward. 204 (422 for a `message_id` that is no id).
 - `POST /v1/sms/twilio/inbound` (no token; signed, else 403): a reply. STOP, TD, 退订,
   UNSUBSCRIBE... (any case, trimmed) opt the number out of SMS and calls; START opts it back
   in. Answers empty TwiML.
+- Both act once per callback (its `MessageSid`; with the status for a delivery report): a
+  signed callback replayed later answers the same and changes nothing (`SmsService`).
 - `GET /v1/sms/dead` (`?limit=N`, newest first) and `POST /v1/sms/dead/{id}/replay` (bearer
   token): dead letters.
 - `GET /v1/sms/funnel` (bearer token): per order stage, how many messages are in each status
@@ -26,10 +28,11 @@ import pydantic
 from aiohttp import web
 
 from dialer.config import TwilioProvider
+from dialer.http.bodies import parse_id, read_form, read_json
 from dialer.http.event_batches import answer_batch
-from dialer.http.server import error_response, mark_public, read_json, unprocessable
+from dialer.http.server import error_response, mark_public, unprocessable
 from dialer.logs import get_logger, mask_phone
-from dialer.messaging.ports import MESSAGE_STATUSES
+from dialer.messaging.ports import MESSAGE_STATUSES, CallbackId
 from dialer.messaging.service import SmsService
 from dialer.store import Store, sms_reports
 from notifiers import twilio_signature_valid
@@ -42,6 +45,7 @@ STATUS_PATH = "/v1/sms/twilio/status"
 INBOUND_PATH = "/v1/sms/twilio/inbound"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 DEAD_LIMIT_MAX = 1000
+TWILIO = "twilio"
 
 
 def add_sms_routes(app: web.Application, service: SmsService, reports: Store) -> None:
@@ -82,7 +86,7 @@ class _Routes:
 
     async def _signed_form(self, request: web.Request) -> dict[str, str] | None:
         """The form of a request Twilio signed; None when the signature does not match."""
-        form = {key: str(value) for key, value in (await request.post()).items()}
+        form = await read_form(request)
         signature = request.headers.get("X-Twilio-Signature", "")
         if self.public_url is None:
             log.warning("sms.callback_refused", reason="api.public_url is not configured")
@@ -98,11 +102,17 @@ class _Routes:
         if form is None:
             return error_response(403, "invalid X-Twilio-Signature")
         raw_id = request.rel_url.query.get("message_id", "")
+        message_id = parse_id(raw_id) if raw_id else None
+        if raw_id and message_id is None:
+            return error_response(422, "message_id must be a message id", field="message_id")
+        status = form.get("MessageStatus") or form.get("SmsStatus") or ""
+        sid = form.get("MessageSid") or form.get("SmsSid")
         await self.service.record_delivery(
-            form.get("MessageStatus") or form.get("SmsStatus") or "",
-            message_id=int(raw_id) if raw_id.isdigit() else None,
-            provider_message_id=form.get("MessageSid") or form.get("SmsSid"),
+            status,
+            message_id=message_id,
+            provider_message_id=sid,
             error_code=form.get("ErrorCode") or None,
+            callback=CallbackId(TWILIO, f"{sid}:{status}") if sid else None,
         )
         return web.Response(status=204)
 
@@ -110,16 +120,25 @@ class _Routes:
         form = await self._signed_form(request)
         if form is None:
             return error_response(403, "invalid X-Twilio-Signature")
-        await self.service.handle_reply(form.get("From", ""), form.get("Body") or "")
+        sid = form.get("MessageSid") or form.get("SmsMessageSid") or form.get("SmsSid")
+        await self.service.handle_reply(
+            form.get("From", ""),
+            form.get("Body") or "",
+            callback=CallbackId(TWILIO, sid) if sid else None,
+        )
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
     async def list_dead(self, request: web.Request) -> web.Response:
         raw_limit = request.rel_url.query.get("limit", str(DEAD_LIMIT_MAX))
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= DEAD_LIMIT_MAX:
+        limit = parse_id(raw_limit)
+        if limit is None or not 1 <= limit <= DEAD_LIMIT_MAX:
             return error_response(
-                422, f"limit must be a whole number from 1 to {DEAD_LIMIT_MAX}", limit=raw_limit
+                422,
+                f"limit must be a whole number from 1 to {DEAD_LIMIT_MAX}",
+                field="limit",
+                limit=raw_limit,
             )
-        dead = await sms_reports.list_dead(self.reports, limit=int(raw_limit))
+        dead = await sms_reports.list_dead(self.reports, limit=limit)
         items: list[dict[str, Any]] = [
             {
                 "id": message.id,
@@ -147,8 +166,9 @@ class _Routes:
 
     async def replay_dead(self, request: web.Request) -> web.Response:
         raw_id = request.match_info["id"]
-        if not raw_id.isdigit():
-            return error_response(404, f"no dead message {raw_id!r}")
-        if not await self.service.replay_dead(int(raw_id)):
-            return error_response(404, f"no dead message {raw_id}")
-        return web.json_response({"id": int(raw_id), "status": "queued"})
+        message_id = parse_id(raw_id)
+        if message_id is None:
+            return error_response(404, f"no dead message {raw_id!r}", field="id")
+        if not await self.service.replay_dead(message_id):
+            return error_response(404, f"no dead message {message_id}", field="id")
+        return web.json_response({"id": message_id, "status": "queued"})

@@ -1,9 +1,14 @@
 """The live status page for supervisors, served by the daemon itself.
 
-- `GET /`: the page when the session cookie carries the API token, else the login form.
-- `POST /login` (form field `token`): right -> 303 to `/` with the cookie (`api.SESSION_COOKIE`:
-  HttpOnly, SameSite=Strict, Path=/); wrong -> the form again, with a message, 401.
-- `POST /logout`: 303 to `/` with the cookie cleared.
+- `GET /`: the page when the session cookie names a valid session (`dialer.http.sessions`),
+  else the login form (saying why, when the cookie's session expired or the token changed).
+- `POST /login` (form field `token`): right -> a new session and 303 to `/` with its id in the
+  cookie (`server.SESSION_COOKIE`: HttpOnly, SameSite=Strict, Path=/, Max-Age the session's
+  time to live, and Secure when served over TLS: `api.public_url` is https, or a proxy says
+  `X-Forwarded-Proto: https`); wrong -> the form again, with a message, 401. Wrong tokens are
+  throttled per client (`dialer.http.login_throttle`): 429 with Retry-After while it waits.
+- `POST /logout`: the session is deleted (the cookie is worth nothing after it, even a copy)
+  and 303 to `/` with the cookie cleared.
 - `GET /static/<name>`: the page's CSS and JavaScript, package files in `dialer/http/static/`.
 
 The page is static HTML; its JavaScript reads the JSON API the cookie opens (`dialer.http.server`):
@@ -21,7 +26,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from dialer.http.server import SESSION_COOKIE, token_matches
+from dialer.http.bodies import read_form
+from dialer.http.login_throttle import LoginThrottle
+from dialer.http.server import SESSION_COOKIE
+from dialer.http.sessions import Sessions, SessionState
 from dialer.logs import get_logger
 
 __all__ = ["ASSETS", "StatusPage"]
@@ -44,7 +52,12 @@ PAGE_HEADERS = {
 ASSET_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
 
 WRONG_TOKEN = "That is not the API token. Try again."
-TOKEN_CHANGED = "The API token has changed since you logged in. Log in again."
+WHY_LOGGED_OUT: dict[SessionState, str] = {
+    "token_changed": "The API token has changed since you logged in. Log in again.",
+    "expired": "Your session has expired. Log in again.",
+    "unknown": "You are logged out. Log in again.",
+}
+TOO_MANY_TRIES = "Too many wrong tokens from your address. Try again in {seconds} s."
 
 
 def _static(name: str) -> bytes:
@@ -69,10 +82,19 @@ class Pages:
 
 
 class StatusPage:
-    """The page's routes (`add_routes`), from the API token and the page's files."""
+    """The page's routes (`add_routes`), from the sessions, the login throttle and the files."""
 
-    def __init__(self, api_token: str, pages: Pages | None = None) -> None:
-        self._api_token = api_token
+    def __init__(
+        self,
+        sessions: Sessions,
+        throttle: LoginThrottle,
+        *,
+        public_url: str | None = None,
+        pages: Pages | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.throttle = throttle
+        self.behind_tls = bool(public_url and public_url.lower().startswith("https://"))
         self.pages = pages or Pages.load()
 
     def add_routes(self, app: web.Application) -> None:
@@ -86,33 +108,48 @@ class StatusPage:
 
     async def index(self, request: web.Request) -> web.Response:
         cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie is not None and token_matches(cookie, self._api_token):
+        state = await self.sessions.check(cookie)
+        if state == "valid":
             return self._html(self.pages.status)
-        return self._login_form(TOKEN_CHANGED if cookie else "", status=200)
+        return self._login_form(WHY_LOGGED_OUT[state] if cookie else "", status=200)
 
     async def login(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        given = form.get("token")
-        given = given.strip() if isinstance(given, str) else ""
-        if not token_matches(given, self._api_token):
-            log.warning("status_page.login_refused", remote=request.remote)
+        client = request.remote or "unknown"
+        wait_s = self.throttle.retry_after_s(client)
+        if wait_s > 0:
+            log.warning("status_page.login_throttled", remote=client, retry_after_s=wait_s)
+            response = self._login_form(TOO_MANY_TRIES.format(seconds=wait_s), status=429)
+            response.headers["Retry-After"] = str(wait_s)
+            return response
+        given = (await read_form(request)).get("token", "").strip()
+        if not self.sessions.token_matches(given):
+            self.throttle.failed(client)
+            log.warning("status_page.login_refused", remote=client)
             return self._login_form(WRONG_TOKEN, status=401)
-        log.info("status_page.logged_in", remote=request.remote)
+        self.throttle.succeeded(client)
+        session_id = await self.sessions.open()
+        log.info("status_page.logged_in", remote=client)
         response = web.Response(status=303, headers={"Location": "/", **PAGE_HEADERS})
         response.set_cookie(
             SESSION_COOKIE,
-            self._api_token,
+            session_id,
             httponly=True,
             samesite="Strict",
             path="/",
-            secure=request.secure,
+            max_age=int(self.sessions.ttl.total_seconds()),
+            secure=self._over_tls(request),
         )
         return response
 
-    async def logout(self, _: web.Request) -> web.Response:
+    async def logout(self, request: web.Request) -> web.Response:
+        await self.sessions.close(request.cookies.get(SESSION_COOKIE))
         response = web.Response(status=303, headers={"Location": "/", **PAGE_HEADERS})
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
+
+    def _over_tls(self, request: web.Request) -> bool:
+        forwarded = request.headers.get("X-Forwarded-Proto", "").strip().lower()
+        return self.behind_tls or request.secure or forwarded == "https"
 
     async def asset(self, request: web.Request) -> web.Response:
         name = request.path.removeprefix("/static/")

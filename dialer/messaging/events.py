@@ -1,8 +1,9 @@
 """The body of `POST /v1/events`: an order event, validated (pydantic) with located errors.
 
-- `stage`: one of the built-in stages or a configured one; `phone`: a valid number (parsed with
-  the config's default region, the reason given when not); `occurred_at`: with a time zone;
-  unknown keys refused. The validation context (`Event.context_for`) carries the stages and the
+- `stage`: one of the built-in stages or a configured one; `phone`: a string holding a valid
+  number (parsed with the config's default region, the reason given when not); `occurred_at`: a
+  string (ISO 8601) with a time zone, never a number (pydantic would read 0 as 1970); unknown
+  keys refused. The validation context (`Event.context_for`) carries the stages and the
   region, so a reloaded config applies to the next event.
 """
 
@@ -41,12 +42,18 @@ def _known_stage(value: Any, info: ValidationInfo) -> Any:
 
 def _phone(value: Any, info: ValidationInfo) -> Any:
     if not isinstance(value, str):
-        return value  # the type check reports it
+        raise ValueError("phone must be a string")
     region: str = (info.context or {}).get("default_region", "CN")
     try:
         return parse(value, region)
     except InvalidNumber as exc:
         raise ValueError(str(exc)) from None
+
+
+def _a_string(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be a string: an ISO 8601 time with its zone")
+    return value
 
 
 class Customer(pydantic.BaseModel):
@@ -66,7 +73,7 @@ class Event(pydantic.BaseModel):
     stage: Annotated[str, BeforeValidator(_known_stage)]
     phone: Annotated[PhoneNumber, BeforeValidator(_phone)]
     customer: Customer = Customer()
-    occurred_at: AwareDatetime
+    occurred_at: Annotated[AwareDatetime, BeforeValidator(_a_string)]
     data: dict[Annotated[str, Field(max_length=100)], DataValue] = Field(default_factory=dict)
 
     def stored_form(self) -> dict[str, Any]:

@@ -22,6 +22,8 @@ __all__ = [
     "DELIVERY_STATUS_RANK",
     "MESSAGE_STATUSES",
     "AcceptedEvent",
+    "CallbackId",
+    "CallbackLedger",
     "ClaimedMessage",
     "DeliveryReport",
     "EventRepository",
@@ -219,3 +221,28 @@ class OptOutRegistry(Protocol):
 
     async def opt_in(self, phone: str) -> None:
         """Undo every opt-out of `phone` (a START reply)."""
+
+
+# --------------------------------------------------------------------------- provider callbacks
+
+
+@dataclass(frozen=True)
+class CallbackId:
+    """What identifies one callback of a provider (Twilio: the MessageSid of an inbound SMS;
+    the MessageSid and the status of a delivery report, which comes once per status)."""
+
+    provider: str
+    id: str
+
+
+class CallbackLedger(Protocol):
+    """The provider callbacks already acted on (`dialer.store.CallbackStore`)."""
+
+    async def claim_callback(self, provider: str, callback_id: str, *, now: datetime) -> bool:
+        """Record a callback; False when it was recorded before (a replay), in one step."""
+
+    async def release_callback(self, provider: str, callback_id: str) -> None:
+        """Forget one callback, whose effect failed (so that a retry of it is acted on)."""
+
+    async def forget_callbacks(self, *, before: datetime) -> int:
+        """Forget the callbacks recorded before `before`; how many."""

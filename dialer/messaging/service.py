@@ -4,13 +4,18 @@
 `accept_event` and `accept_events` (`POST /v1/events`: one event, a batch), `record_delivery` (a
 provider's status callback), `handle_reply` (an inbound SMS), `replay_dead` (a dead letter
 queued again).
+
+A provider's callback is acted on once: given its `CallbackId`, a callback seen before (a
+replay, say a captured START sent again after the customer's STOP) changes nothing and is
+logged `sms.callback_replayed`. The ids seen are kept `CALLBACKS_KEPT` (30 days), then
+forgotten (checked at most hourly, when a callback comes).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from dialer.clock import Clock, Sleep
@@ -19,7 +24,14 @@ from dialer.health import Health
 from dialer.logs import get_logger
 from dialer.messaging.dispatcher import Dispatcher, RetryPolicy
 from dialer.messaging.intake import EventResult, Intake
-from dialer.messaging.ports import DeliveryReport, EventRepository, OptOutRegistry, Outbox
+from dialer.messaging.ports import (
+    CallbackId,
+    CallbackLedger,
+    DeliveryReport,
+    EventRepository,
+    OptOutRegistry,
+    Outbox,
+)
 from dialer.messaging.providers import PROVIDERS, build_notifier, status_callback_url
 from dialer.messaging.replies import (
     FAILED_DELIVERY,
@@ -31,9 +43,13 @@ from dialer.metrics import NO_PROVIDER, Metrics
 from dialer.phones import InvalidNumber, normalize
 from notifiers import Notifier
 
-__all__ = ["SmsService", "dispatcher_for", "replay_dead_letter"]
+__all__ = ["CALLBACKS_KEPT", "SmsService", "dispatcher_for", "replay_dead_letter"]
 
 log = get_logger(__name__)
+
+CALLBACKS_KEPT = timedelta(days=30)
+"""How long a callback's id is remembered, to recognise a replay of it."""
+CALLBACKS_PRUNED_EVERY = timedelta(hours=1)
 
 
 def dispatcher_for(
@@ -85,6 +101,7 @@ class SmsService:
         events: EventRepository,
         outbox: Outbox,
         opt_outs: OptOutRegistry,
+        callbacks: CallbackLedger,
         now: Clock,
         sleep: Sleep = asyncio.sleep,
         metrics: Metrics | None = None,
@@ -94,6 +111,8 @@ class SmsService:
         self.health = health or Health(now=now)
         self.outbox = outbox
         self.opt_outs = opt_outs
+        self.callbacks = callbacks
+        self._callbacks_pruned_at: datetime | None = None
         self.now = now
         self.sleep = sleep
         self.metrics = metrics or Metrics()
@@ -159,18 +178,25 @@ class SmsService:
         message_id: int | None,
         provider_message_id: str | None,
         error_code: str | None,
+        callback: CallbackId | None = None,
     ) -> bool:
         """A provider's delivery report; True when it moved a message forward."""
         if not is_delivery_status(status) or (message_id is None and not provider_message_id):
             log.info("sms.status_ignored", status=status)
             return False
-        report = await self.outbox.record_delivery_status(
-            status=status,
-            now=self.now(),
-            message_id=message_id,
-            provider_message_id=provider_message_id,
-            error_code=error_code,
-        )
+        if await self._seen_before(callback):
+            return False
+        try:
+            report = await self.outbox.record_delivery_status(
+                status=status,
+                now=self.now(),
+                message_id=message_id,
+                provider_message_id=provider_message_id,
+                error_code=error_code,
+            )
+        except BaseException:
+            await self._release(callback)
+            raise
         log.info(
             "sms.status_received",
             status=status,
@@ -221,7 +247,9 @@ class SmsService:
             )
             self.wake()
 
-    async def handle_reply(self, sender: str, text: str) -> None:
+    async def handle_reply(
+        self, sender: str, text: str, *, callback: CallbackId | None = None
+    ) -> None:
         """An inbound SMS: STOP words opt the number out, START back in."""
         action = reply_action(text)
         if action is None:
@@ -230,12 +258,39 @@ class SmsService:
             phone = normalize(sender, self.settings.default_region)
         except InvalidNumber:
             return
+        if await self._seen_before(callback):
+            return
+        try:
+            if action == "opt_out":
+                await self.opt_outs.opt_out(phone, source="sms_reply", now=self.now())
+            else:
+                await self.opt_outs.opt_in(phone)
+        except BaseException:
+            await self._release(callback)
+            raise
         if action == "opt_out":
-            await self.opt_outs.opt_out(phone, source="sms_reply", now=self.now())
             log.info("sms.opted_out", phone=phone, word=text.strip().upper())
         else:
-            await self.opt_outs.opt_in(phone)
             log.info("sms.opted_in", phone=phone)
+
+    async def _seen_before(self, callback: CallbackId | None) -> bool:
+        """Record `callback`; True (logged) when it was acted on before."""
+        if callback is None:
+            return False
+        now = self.now()
+        if self._callbacks_pruned_at is None or now - self._callbacks_pruned_at >= (
+            CALLBACKS_PRUNED_EVERY
+        ):
+            self._callbacks_pruned_at = now
+            await self.callbacks.forget_callbacks(before=now - CALLBACKS_KEPT)
+        if await self.callbacks.claim_callback(callback.provider, callback.id, now=now):
+            return False
+        log.warning("sms.callback_replayed", provider=callback.provider, callback_id=callback.id)
+        return True
+
+    async def _release(self, callback: CallbackId | None) -> None:
+        if callback is not None:
+            await self.callbacks.release_callback(callback.provider, callback.id)
 
     async def replay_dead(self, message_id: int) -> bool:
         """Queue dead message `message_id` again; False when there is no such dead message."""

@@ -33,6 +33,8 @@ __all__ = [
     "opt_outs",
     "outbound_messages",
     "runner_slots",
+    "seen_callbacks",
+    "sessions",
     "workers",
 ]
 
@@ -251,4 +253,28 @@ runner_slots = sa.Table(
     sa.Column("pbx", sa.String, nullable=True),
     sa.Column("agent_queue", sa.String, nullable=True),
     sa.Column("claimed_at", UtcDateTime(), nullable=True),
+)
+
+# The status page's sessions (`dialer.http.sessions`): the SHA-256 of the cookie's id, never
+# the id itself; the fingerprint of the API token it was opened with; when it ends.
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("id_hash", sa.String, nullable=False, unique=True),
+    sa.Column("token_fingerprint", sa.String, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False, default=utc_now),
+    sa.Column("expires_at", UtcDateTime(), nullable=False, index=True),
+)
+
+# Provider callbacks already acted on (Twilio's MessageSid...), so that a replayed one changes
+# nothing; kept for a while (`dialer.messaging.service.CALLBACKS_KEPT`), then forgotten.
+seen_callbacks = sa.Table(
+    "seen_callbacks",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("callback_id", sa.String, nullable=False),
+    sa.Column("seen_at", UtcDateTime(), nullable=False, index=True),
+    sa.UniqueConstraint("provider", "callback_id"),
 )

@@ -19,7 +19,7 @@ from dialer.http.sms import add_sms_routes
 from dialer.messaging.ports import IncomingEvent, MessageOutcome, NewMessage
 from dialer.messaging.service import SmsService
 from dialer.metrics import Metrics
-from dialer.store import EventStore, OptOutStore, OutboxStore, Store, sms_reports
+from dialer.store import CallbackStore, EventStore, OptOutStore, OutboxStore, Store, sms_reports
 from tests.fakes.twilio_server import DEFAULT_AUTH_TOKEN, VALID_FROM
 
 TOKEN = "sms-test-token"
@@ -157,6 +157,7 @@ def sms_service(
         events=EventStore(store),
         outbox=OutboxStore(store),
         opt_outs=OptOutStore(store),
+        callbacks=CallbackStore(store),
         now=now,
         metrics=metrics,
     )
@@ -164,10 +165,15 @@ def sms_service(
 
 @contextlib.asynccontextmanager
 async def api_client(
-    settings: Settings, store: Store, now: Now, *, port: int | None = None
+    settings: Settings,
+    store: Store,
+    now: Now,
+    *,
+    port: int | None = None,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], SmsService]]:
     """The daemon's web app with the SMS routes, served over real HTTP."""
-    component = sms_service(settings, store, now=now)
+    component = sms_service(settings, store, now=now, metrics=metrics)
     app = make_web_app(all_ready, max_body_bytes=settings.api.max_body_bytes, api_token=TOKEN)
     add_sms_routes(app, component, store)
     server = TestServer(app, host="127.0.0.1", port=port) if port else TestServer(app)

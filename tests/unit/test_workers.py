@@ -62,6 +62,22 @@ async def test_each_heartbeat_tells_the_components_which_workers_died() -> None:
     assert registry.registered == ["me"]
 
 
+async def test_after_a_silence_of_its_own_a_worker_declares_nobody_dead_at_first() -> None:
+    registry = FakeRegistry()
+    seconds = [0.0]
+    membership = Membership(
+        registry, WorkerIdentity("me"), lease_s=30, heartbeat_s=5, monotonic=lambda: seconds[0]
+    )
+    await membership.join()
+    registry.expired = ["other"]
+    seconds[0] = 60.0  # the store was unreachable for a minute, for every worker
+    assert await membership.tick() is True
+    assert registry.expired == ["other"]  # not declared: it may renew now too
+    seconds[0] = 65.0
+    assert await membership.tick() is True
+    assert registry.expired == []
+
+
 async def test_a_worker_that_finds_its_lease_taken_stops_and_says_so() -> None:
     registry = FakeRegistry()
     membership = Membership(

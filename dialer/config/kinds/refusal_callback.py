@@ -21,6 +21,7 @@ from dialer.config.campaigns import (
 from dialer.config.values import (
     Count,
     OneLine,
+    Priority,
     RetryOutcome,
     Slug,
     Weekday,
@@ -51,8 +52,8 @@ class RefusalCallbackCampaign(CampaignBase):
     (the customer rejected the call; not retried by default), abandoned, unknown."""
     max_total_attempts: Count = 3
     """At most this many attempts per contact, whatever their outcomes."""
-    priority: int = 0
-    """Priority of this campaign's contacts; higher is dialled first."""
+    priority: Priority = 0
+    """Priority of this campaign's contacts; higher is dialled first (-1,000,000 to 1,000,000)."""
     dispositions: dict[Annotated[str, Field(pattern=r"^[0-9*#]$")], Slug] = Field(
         default_factory=lambda: {
             "1": "wrong_item",

@@ -21,6 +21,7 @@ from dialer.config.campaigns import (
 from dialer.config.values import (
     Count,
     OneLine,
+    Priority,
     RetryOutcome,
     Weekday,
     Window,
@@ -56,8 +57,8 @@ class VipCampaign(CampaignBase):
     (the customer rejected the call; not retried by default), abandoned, unknown."""
     max_total_attempts: Count = 5
     """At most this many attempts per contact, whatever their outcomes."""
-    priority: int = 10
-    """Priority of this campaign's contacts; higher is dialled first."""
+    priority: Priority = 10
+    """Priority of this campaign's contacts; higher is dialled first (-1,000,000 to 1,000,000)."""
 
     @classmethod
     def _prepare(cls, data: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The status page over real HTTP: the login form, the session cookie and what it opens on
-/v1 (GETs; POSTs only with the page's header), logout, the assets, and that nothing the page
+/v1 (GETs; POSTs only with the page's header), sessions that end (logout, expiry, a new API
+token), the Secure flag behind TLS, login throttling, the assets, and that nothing the page
 ships points at the internet or puts API text into HTML."""
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from dialer.http.login_throttle import LoginThrottle
 from dialer.http.server import PAGE_HEADER, SESSION_COOKIE, Check, make_web_app
+from dialer.http.sessions import Sessions
 from dialer.http.status_page import ASSETS, StatusPage
+from tests.fakes.sessions import MemorySessions
+from tests.integration.sms_support import Now
 
 REPO = Path(__file__).resolve().parents[3]
 STATIC = REPO / "dialer" / "http" / "static"
 TOKEN = "page-test-token"
+TTL_S = 3600
 Client = TestClient[web.Request, web.Application]
 
 
@@ -35,14 +41,31 @@ async def echo(request: web.Request) -> web.Response:
     return web.json_response({"method": request.method, "path": request.path})
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[Client]:
+def page_app(
+    repository: MemorySessions, now: Now, token: str = TOKEN, public_url: str | None = None
+) -> web.Application:
     """The daemon's web app with the status page and a /v1 route that says it was reached."""
-    app = make_web_app(all_ready, max_body_bytes=4096, api_token=TOKEN)
-    StatusPage(TOKEN).add_routes(app)
+    sessions = Sessions(repository, token, ttl_s=TTL_S, now=now)
+    app = make_web_app(all_ready, max_body_bytes=4096, api_token=token, sessions=sessions)
+    StatusPage(sessions, LoginThrottle(now), public_url=public_url).add_routes(app)
     app.router.add_get("/v1/echo", echo)
     app.router.add_post("/v1/echo", echo)
-    async with TestClient(TestServer(app)) as test_client:
+    return app
+
+
+@pytest.fixture
+def repository() -> MemorySessions:
+    return MemorySessions()
+
+
+@pytest.fixture
+def now() -> Now:
+    return Now()
+
+
+@pytest.fixture
+async def client(repository: MemorySessions, now: Now) -> AsyncIterator[Client]:
+    async with TestClient(TestServer(page_app(repository, now))) as test_client:
         yield test_client
 
 
@@ -85,10 +108,13 @@ async def test_the_right_token_redirects_home_with_a_strict_http_only_cookie(
     cookie = set_cookie(response)[SESSION_COOKIE]
     assert response.status == 303
     assert response.headers["Location"] == "/"
-    assert cookie.value == TOKEN
+    assert cookie.value != TOKEN  # a session id, not the token
+    assert len(cookie.value) >= 43
     assert cookie["httponly"] is True
     assert cookie["samesite"] == "Strict"
     assert cookie["path"] == "/"
+    assert cookie["max-age"] == str(TTL_S)
+    assert cookie["secure"] == ""  # plain HTTP, no proxy saying otherwise
 
 
 async def test_with_the_cookie_the_root_is_the_status_page(client: Client) -> None:
@@ -102,23 +128,123 @@ async def test_with_the_cookie_the_root_is_the_status_page(client: Client) -> No
     assert response.headers["X-Frame-Options"] == "DENY"
 
 
-async def test_a_cookie_of_another_token_gets_the_form_saying_the_token_changed(
+async def test_a_session_opened_with_another_token_gets_the_form_saying_the_token_changed(
+    client: Client, repository: MemorySessions, now: Now
+) -> None:
+    session_id = set_cookie(await log_in(client))[SESSION_COOKIE].value
+    new_token_app = page_app(repository, now, token="the-new-token")
+    async with TestClient(TestServer(new_token_app)) as after_the_change:
+        after_the_change.session.cookie_jar.update_cookies({SESSION_COOKIE: session_id})
+        page = await after_the_change.get("/")
+        v1 = await after_the_change.get("/v1/echo")
+        assert "The API token has changed" in await page.text()
+        assert v1.status == 401
+
+
+async def test_the_cookie_is_not_the_token_and_the_token_as_a_cookie_opens_nothing(
     client: Client,
 ) -> None:
-    client.session.cookie_jar.update_cookies({SESSION_COOKIE: "an-old-token"})
-    response = await client.get("/")
-    assert "The API token has changed" in await response.text()
+    client.session.cookie_jar.update_cookies({SESSION_COOKIE: TOKEN})
+    page = await client.get("/")
+    v1 = await client.get("/v1/echo")
+    assert 'action="/login"' in await page.text()
+    assert v1.status == 401
 
 
-async def test_the_log_names_logins_and_never_holds_the_token(
+async def test_a_session_ends_after_its_time_to_live(client: Client, now: Now) -> None:
+    await log_in(client)
+    assert (await client.get("/v1/echo")).status == 200
+    now.advance(TTL_S)
+    page = await client.get("/")
+    v1 = await client.get("/v1/echo")
+    assert "Your session has expired" in await page.text()
+    assert v1.status == 401
+
+
+async def test_the_store_keeps_a_hash_of_the_session_id_never_the_id_or_the_token(
+    client: Client, repository: MemorySessions
+) -> None:
+    session_id = set_cookie(await log_in(client))[SESSION_COOKIE].value
+    [(id_hash, (fingerprint, _))] = repository.rows.items()
+    assert session_id not in id_hash
+    assert TOKEN not in fingerprint
+    assert len(id_hash) == 64  # SHA-256, hex
+
+
+# -- Secure behind TLS ---------------------------------------------------------------------------
+
+
+async def test_the_cookie_is_secure_when_a_proxy_says_the_request_came_over_https(
+    client: Client,
+) -> None:
+    response = await client.post(
+        "/login",
+        data={"token": TOKEN},
+        headers={"X-Forwarded-Proto": "https"},
+        allow_redirects=False,
+    )
+    assert set_cookie(response)[SESSION_COOKIE]["secure"] is True
+
+
+async def test_the_cookie_is_secure_when_the_public_url_is_https(
+    repository: MemorySessions, now: Now
+) -> None:
+    app = page_app(repository, now, public_url="https://outreach.example.com")
+    async with TestClient(TestServer(app)) as client:
+        response = await log_in(client)
+    assert set_cookie(response)[SESSION_COOKIE]["secure"] is True
+
+
+# -- throttling wrong tokens ---------------------------------------------------------------------
+
+
+async def test_five_wrong_tokens_then_each_try_waits_longer_with_429_and_retry_after(
+    client: Client, now: Now
+) -> None:
+    statuses = [(await log_in(client, f"guess-{i}")).status for i in range(5)]
+    blocked = await log_in(client, TOKEN)  # even the right token waits: no guessing faster
+    now.advance(2)
+    sixth = await log_in(client, "guess-6")
+    blocked_longer = await log_in(client, "guess-7")
+    assert statuses == [401] * 5
+    assert (blocked.status, blocked.headers["Retry-After"]) == (429, "2")
+    assert "Too many wrong tokens" in await blocked.text()
+    assert sixth.status == 401
+    assert (blocked_longer.status, blocked_longer.headers["Retry-After"]) == (429, "4")
+
+
+async def test_the_right_token_after_the_wait_logs_in_and_starts_afresh(
+    client: Client, now: Now
+) -> None:
+    for i in range(6):
+        now.advance(60)
+        await log_in(client, f"guess-{i}")
+    now.advance(60)
+    right = await log_in(client)
+    after = [(await log_in(client, f"again-{i}")).status for i in range(5)]
+    assert right.status == 303
+    assert after == [401] * 5  # five free tries again
+
+
+async def test_the_wait_is_capped_at_fifteen_minutes(client: Client, now: Now) -> None:
+    for i in range(30):
+        await log_in(client, f"guess-{i}")
+        now.advance(3600)
+    await log_in(client, "one-more")
+    blocked = await log_in(client, "and-another")
+    assert blocked.headers["Retry-After"] == "900"
+
+
+async def test_the_log_names_logins_and_never_holds_the_token_or_the_session(
     client: Client, log_output: io.StringIO
 ) -> None:
     await log_in(client, "wrong-guess")
-    await log_in(client)
+    session_id = set_cookie(await log_in(client))[SESSION_COOKIE].value
     lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
     events = [line["event"] for line in lines]
     assert events == ["status_page.login_refused", "status_page.logged_in"]
     assert TOKEN not in log_output.getvalue()
+    assert session_id not in log_output.getvalue()
     assert "wrong-guess" not in log_output.getvalue()
 
 
@@ -133,6 +259,17 @@ async def test_logout_clears_the_cookie_and_shows_the_form_again(client: Client)
     assert cleared["max-age"] == "0"
     assert 'action="/login"' in await after.text()
     assert v1.status == 401
+
+
+async def test_logout_ends_the_session_also_for_a_copy_of_the_cookie(client: Client) -> None:
+    copied = set_cookie(await log_in(client))[SESSION_COOKIE].value
+    await client.post("/logout", allow_redirects=False)
+    client.session.cookie_jar.clear()
+    client.session.cookie_jar.update_cookies({SESSION_COOKIE: copied})
+    v1 = await client.get("/v1/echo")
+    page = await client.get("/")
+    assert v1.status == 401
+    assert "You are logged out" in await page.text()
 
 
 # -- what the cookie opens on /v1 ----------------------------------------------------------------
@@ -162,7 +299,10 @@ async def test_a_cookie_post_with_the_page_header_reaches_the_handler(client: Cl
 
 
 async def test_a_wrong_cookie_is_401_also_with_the_page_header(client: Client) -> None:
-    client.session.cookie_jar.update_cookies({SESSION_COOKIE: TOKEN + "x"})
+    await log_in(client)
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))[SESSION_COOKIE]
+    client.session.cookie_jar.clear()
+    client.session.cookie_jar.update_cookies({SESSION_COOKIE: cookie.value[:-1] + "x"})
     response = await client.post("/v1/echo", headers={PAGE_HEADER: "1"})
     assert response.status == 401
 
@@ -225,4 +365,4 @@ def test_a_built_wheel_ships_the_page_files(tmp_path: Path) -> None:
     )
     [wheel] = tmp_path.glob("pbx_outreach-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {f"dialer/static/{path.name}" for path in shipped_files()} <= names
+    assert {f"dialer/http/static/{path.name}" for path in shipped_files()} <= names

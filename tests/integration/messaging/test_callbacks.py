@@ -1,8 +1,11 @@
 """Twilio's signed callbacks over real HTTP: delivery status (from the stand-in's own signed
-callbacks), a bad signature, out-of-order statuses, and STOP/TD/退订/START replies."""
+callbacks), a bad signature, out-of-order statuses, STOP/TD/退订/START replies, and signed
+callbacks replayed (acted on once)."""
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,9 +14,10 @@ import sqlalchemy as sa
 from twilio.request_validator import RequestValidator
 
 from dialer.messaging.providers import build_notifier
-from dialer.messaging.service import dispatcher_for
+from dialer.messaging.service import CALLBACKS_KEPT, dispatcher_for
+from dialer.metrics import Metrics
 from dialer.store import OutboxStore, Store
-from dialer.store.schema import opt_outs
+from dialer.store.schema import opt_outs, seen_callbacks
 from notifiers import TWILIO_DELIVERY_FAILURES
 from tests.fakes.twilio_server import DEFAULT_AUTH_TOKEN, FakeTwilioServer
 from tests.integration.sms_support import (
@@ -254,3 +258,87 @@ async def test_an_undelivered_report_past_max_age_is_dead(
         await client.post(STATUS, data=params, headers=signed(public + STATUS, params))
     row = await message_row(store, message_id)
     assert (row["status"], row["last_error"].split(":")[0]) == ("dead", "expired")
+
+
+# -- replayed callbacks ----------------------------------------------------------------------------
+
+
+async def test_a_replayed_start_after_a_stop_does_not_opt_the_number_back_in(
+    store: Store, store_url: str, tmp_path: Path, log_output: io.StringIO
+) -> None:
+    public = "https://outreach.example.com"
+    settings = sms_settings(tmp_path, store_url=store_url, public_url=public)
+    start = {"From": MOBILE, "Body": "START", "MessageSid": "SMstart"}
+    stop = {"From": MOBILE, "Body": "STOP", "MessageSid": "SMstop"}
+    async with api_client(settings, store, Now()) as (client, _):
+        for params in (start, stop, start):  # the last: a captured START sent again
+            response = await client.post(
+                INBOUND, data=params, headers=signed(public + INBOUND, params)
+            )
+            assert response.status == 200
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(opt_outs.c.phone))).all()
+    events = [json.loads(line) for line in log_output.getvalue().splitlines()]
+    assert [tuple(row) for row in rows] == [(MOBILE,)]
+    assert [line["callback_id"] for line in events if line["event"] == "sms.callback_replayed"] == [
+        "SMstart"
+    ]
+
+
+async def test_a_replayed_delivery_report_is_acted_on_once(
+    store: Store, store_url: str, tmp_path: Path, log_output: io.StringIO
+) -> None:
+    public = "https://outreach.example.com"
+    settings = sms_settings(tmp_path, store_url=store_url, public_url=public)
+    now = Now()
+    message_id = await queue_message(store, now)
+    [claimed] = await OutboxStore(store).claim_due(now=now(), limit=1)
+    await record_sent(store, claimed.id, provider="twilio", provider_message_id="SMr", now=now())
+    metrics = Metrics()
+    delivered = {"MessageSid": "SMr", "MessageStatus": "delivered"}
+    async with api_client(settings, store, now, metrics=metrics) as (client, _):
+        for _ in range(2):
+            response = await client.post(
+                STATUS, data=delivered, headers=signed(public + STATUS, delivered)
+            )
+            assert response.status == 204
+    events = [json.loads(line)["event"] for line in log_output.getvalue().splitlines()]
+    assert [e for e in events if e.startswith("sms.")] == [
+        "sms.status_received",
+        "sms.callback_replayed",
+    ]
+    assert metrics.sms_delivered.labels(stage="shipped", provider="twilio")._value.get() == 1
+    assert (await message_row(store, message_id))["status"] == "delivered"
+
+
+async def test_each_status_of_one_message_is_a_callback_of_its_own(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    public = "https://outreach.example.com"
+    settings = sms_settings(tmp_path, store_url=store_url, public_url=public)
+    now = Now()
+    message_id = await queue_message(store, now)
+    [claimed] = await OutboxStore(store).claim_due(now=now(), limit=1)
+    await record_sent(store, claimed.id, provider="twilio", provider_message_id="SMs", now=now())
+    async with api_client(settings, store, now) as (client, _):
+        for status in ("sent", "delivered"):  # one MessageSid, two statuses: both count
+            params = {"MessageSid": "SMs", "MessageStatus": status}
+            await client.post(STATUS, data=params, headers=signed(public + STATUS, params))
+    assert (await message_row(store, message_id))["status"] == "delivered"
+
+
+async def test_callbacks_seen_are_forgotten_after_thirty_days(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    public = "https://outreach.example.com"
+    settings = sms_settings(tmp_path, store_url=store_url, public_url=public)
+    now = Now()
+    stop = {"From": MOBILE, "Body": "STOP", "MessageSid": "SMold"}
+    other = {"From": MOBILE, "Body": "STOP", "MessageSid": "SMnew"}
+    async with api_client(settings, store, now) as (client, _):
+        await client.post(INBOUND, data=stop, headers=signed(public + INBOUND, stop))
+        now.advance(CALLBACKS_KEPT.total_seconds() + 3600)
+        await client.post(INBOUND, data=other, headers=signed(public + INBOUND, other))
+    async with store.engine.connect() as conn:
+        kept = (await conn.execute(sa.select(seen_callbacks.c.callback_id))).scalars().all()
+    assert kept == ["SMnew"]

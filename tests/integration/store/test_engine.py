@@ -100,6 +100,10 @@ async def new_row(connection: AsyncConnection, table_name: str) -> dict[str, Any
         }
     if table_name == "opt_outs":
         return {"phone": _phone(), "scope": "sms", "source": "sms_reply"}
+    if table_name == "sessions":
+        return {"id_hash": _unique(), "token_fingerprint": _unique(), "expires_at": NOW}
+    if table_name == "seen_callbacks":
+        return {"provider": "twilio", "callback_id": f"SM{_unique()}", "seen_at": NOW}
     raise AssertionError(f"no row factory for {table_name}")
 
 
@@ -112,6 +116,8 @@ UNIQUE_KEYS = [
     ("attempts", ("attempt_id",)),
     ("attempts", ("channel_id",)),
     ("opt_outs", ("phone", "scope")),
+    ("sessions", ("id_hash",)),
+    ("seen_callbacks", ("provider", "callback_id")),
 ]
 
 CHECKED_WORDS = [

@@ -35,6 +35,11 @@ def test_priority_defaults_to_the_campaigns() -> None:
     assert check(phone="13800001001", priority="7").priority == 7
 
 
+def test_a_priority_at_the_bounds_is_kept_as_text_or_number() -> None:
+    assert check(phone="13800001001", priority=" -1000000 ").priority == -1000000
+    assert check(phone="13800001001", priority=1000000).priority == 1000000
+
+
 @pytest.mark.parametrize(
     ("values", "reason"),
     [
@@ -43,6 +48,13 @@ def test_priority_defaults_to_the_campaigns() -> None:
         ({"phone": "+12025550123"}, "phone: US is not an allowed country (CN)"),
         ({"phone": "13800001001", "timezone": "Mars/Base"}, "timezone: unknown time zone"),
         ({"phone": "13800001001", "priority": "high"}, "priority: not an integer"),
+        ({"phone": "13800001001", "priority": "١٢"}, "priority: not an integer"),
+        ({"phone": "13800001001", "priority": True}, "priority: not an integer"),
+        ({"phone": "13800001001", "priority": 10**20}, "priority: must be from -1000000 to"),
+        ({"phone": "13800001001", "priority": "1" * 5000}, "priority: must be from -1000000 to"),
+        ({"phone": "13800001001", "priority": "-1000001"}, "priority: must be from -1000000 to"),
+        ({"phone": "13800001001", "name": "A\x1b[31mB"}, "name: must not hold control characters"),
+        ({"phone": "13800001001", "name": "\ud800"}, "name: must not hold control characters"),
         ({"phone": "13800001001", "context": [1]}, "context: must be an object"),
     ],
 )

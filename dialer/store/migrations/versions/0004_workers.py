@@ -1,7 +1,7 @@
 """Several workers on one store: their leases, the campaigns' runner slots, who is sending.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Created: 2026-12-06
 
 - `workers`: one row per worker (`dialer.workers`): its lease (`lease_expires_at`, renewed
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
