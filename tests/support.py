@@ -184,7 +184,8 @@ class DaemonProcess:
         self.log_lines: list[dict[str, object]] = []
 
     @classmethod
-    async def start(cls, config: Path) -> DaemonProcess:
+    async def start(cls, config: Path, *arguments: str) -> DaemonProcess:
+        """`dialer run --config CONFIG ARGUMENTS` (`--role dispatcher`, say)."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -192,6 +193,7 @@ class DaemonProcess:
             "run",
             "--config",
             str(config),
+            *arguments,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             cwd=REPO,
