@@ -265,7 +265,11 @@ class Daemon:
     async def _join(self, store: Store) -> Membership:
         worker = self.settings.worker
         membership = Membership(
-            WorkerStore(store), self.worker, lease_s=worker.lease_s, heartbeat_s=worker.heartbeat_s
+            WorkerStore(store),
+            self.worker,
+            lease_s=worker.lease_s,
+            heartbeat_s=worker.heartbeat_s,
+            shared=store.dialect == "postgresql",  # SQLite: one worker, nobody to tell
         )
         await membership.join()
         return membership
@@ -275,7 +279,8 @@ class Daemon:
         self.components = []
         if self.worker.plays("dispatcher"):
             self.components.append(sms)
-            membership.on_tick(sms.take_over)
+            if membership.shared:
+                membership.on_tick(sms.take_over)
         if self.worker.plays("campaigns"):
             self.components.append(campaigns)
             membership.on_tick(campaigns.on_heartbeat)

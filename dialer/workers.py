@@ -105,7 +105,8 @@ class Membership:
     `run(stop)` renews the lease every `heartbeat_s` and declares expired workers dead, then
     calls every `on_tick` callback (with the workers just declared dead, often none) so the
     components take over work and re-read shared state. When the lease is found taken,
-    `lost` is set and `stop` too: the daemon stops claiming and exits."""
+    `lost` is set and `stop` too: the daemon stops claiming and exits. Not `shared` (the only
+    worker of a SQLite store), it only calls the callbacks: nobody else could declare it dead."""
 
     def __init__(
         self,
@@ -116,6 +117,7 @@ class Membership:
         heartbeat_s: float,
         sleep: Sleep = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        shared: bool = True,
     ) -> None:
         if heartbeat_s * 2 > lease_s:
             raise ValueError(f"heartbeat_s {heartbeat_s} must be at most half of lease_s {lease_s}")
@@ -126,6 +128,7 @@ class Membership:
         self.lost = asyncio.Event()
         self._sleep = sleep
         self._monotonic = monotonic
+        self.shared = shared  # False: the only worker of its store (SQLite): nothing to renew
         self._renewed_at: float | None = None
         self._on_tick: list[TakeOver] = []
 
@@ -153,6 +156,10 @@ class Membership:
     async def tick(self) -> bool:
         """One heartbeat: renew, declare the expired dead, tell the components. False: the
         lease was taken (this worker must stop)."""
+        if not self.shared:
+            for callback in self._on_tick:
+                await callback([])
+            return True
         if not await self.registry.renew(self.worker.id, lease_s=self.lease_s):
             return False
         renewed_before, self._renewed_at = self._renewed_at, self._monotonic()
