@@ -8,7 +8,13 @@
 - **Calls per second**: call starts are spaced at least `1 / max_calls_per_second` apart, a
   token bucket holding a single token: idle time earns no burst, so the cap holds over every
   window, however short (`math.inf` lifts the cap). A caller reserves its start time when it
-  gets its concurrency slot, so waiters get distinct start times in order.
+  asks for its turn, so waiters get distinct start times in order; a turn is also never
+  granted sooner than the interval after the previous turn was actually granted (a late
+  wake-up of one waiter does not bunch it with the next).
+
+`acquire()` takes both; a caller with work to do between the two (the attempt row is written
+before the Originate) calls `take_slot()`, then `turn()` right before the call starts, so the
+starts as the PBX sees them keep the spacing.
 
 `set_max_concurrent(n)` changes the cap at run time (a VIP campaign follows the number of free
 agents): lowering it never cancels a call in flight, new starts just wait until enough have
@@ -17,8 +23,9 @@ turn) holds nothing afterwards; its reserved turn is given back when no later on
 else it stays as a gap.
 
 The clock and the sleep are injected (`time.monotonic` and `asyncio.sleep` by default), so tests
-run in virtual time. `sleep` is called at most once per start and must return no earlier than
-the delay it is given, on the injected clock.
+run in virtual time. `sleep` is called once per start that waits (twice when the turn before
+was granted late), and must return no earlier than the delay it is given, on the injected
+clock.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ class CallPacer:
         self._sleep = sleep
         self._in_flight = 0
         self._next_start = -math.inf  # on the clock: the earliest time the next call may start
+        self._last_granted = -math.inf  # on the clock: when the last turn was actually granted
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     @property
@@ -90,12 +98,21 @@ class CallPacer:
 
     async def acquire(self) -> None:
         """Wait for a concurrency slot, then for this call's CPS turn; pair with `release()`."""
-        await self._take_slot()
+        await self.take_slot()
         try:
-            await self._wait_for_turn()
+            await self.turn()
         except BaseException:
             self.release()
             raise
+
+    async def take_slot(self) -> None:
+        """Wait for a concurrency slot only; pair with `release()`, and call `turn()` right
+        before the call starts."""
+        await self._take_slot()
+
+    async def turn(self) -> None:
+        """Wait for this call's CPS turn (the slot is kept when cancelled)."""
+        await self._wait_for_turn()
 
     def release(self) -> None:
         """The call ended: free its slot for the next waiter."""
@@ -142,14 +159,21 @@ class CallPacer:
         reserved_before = self._next_start
         start_at = max(now, reserved_before)
         self._next_start = start_at + self._interval_s
-        if start_at <= now:
-            return
         try:
-            await self._sleep(start_at - now)
+            # Twice at most: once to the reserved turn, once more when the turn before this
+            # one was granted late (a clock that a test does not move cannot loop here).
+            for _ in range(2):
+                wait_s = max(start_at, self._last_granted + self._interval_s) - now
+                if wait_s <= 0:
+                    break
+                await self._sleep(wait_s)
+                now = self._clock()
         except BaseException:
             if self._next_start == start_at + self._interval_s:  # nobody reserved a later turn
                 self._next_start = reserved_before
             raise
+        self._last_granted = now
+        self._next_start = max(self._next_start, now + self._interval_s)
 
 
 def _checked_cap(max_concurrent: int) -> int:

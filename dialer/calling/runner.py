@@ -269,7 +269,7 @@ class CampaignRunner(FollowingCalls):
     async def _dial_claimed(self, contact: DueContact, stop: asyncio.Event) -> str:
         if await self.admission.window_closed(contact) or await self.admission.refused(contact):
             return "handled"
-        await self.pacer.acquire()
+        await self.pacer.take_slot()  # the CPS turn comes right before the Originate
         handed_over = False
         try:
             if self.paused or self._stopping(stop):
@@ -297,6 +297,13 @@ class CampaignRunner(FollowingCalls):
             on_change=lambda _: self.update_cap(),
         )
         await self.repository.start_attempt(contact, attempt_id=attempt_id, now=now)
+        try:
+            await self.pacer.turn()  # after the write: the PBX sees the starts spaced
+        except asyncio.CancelledError:  # stopped meanwhile: no Originate, so no attempt
+            await asyncio.shield(
+                self.repository.withdraw_attempt(attempt_id, contact.id, due_at=now, now=now)
+            )
+            raise
         self.router.track(call)
         bind_context(campaign=self.name, attempt_id=attempt_id, contact_id=contact.id)
         try:

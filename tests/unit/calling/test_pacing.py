@@ -274,3 +274,44 @@ def test_concurrency_cap_must_be_a_count(
 ) -> None:
     with pytest.raises(error, match="max_concurrent"):
         change(CallPacer(1, 1))
+
+
+async def test_a_late_wake_up_does_not_bunch_a_start_with_the_next(virtual: VirtualTime) -> None:
+    """The first waiter wakes 0.15 s late (a loaded loop); the next one, due 0.2 s after the
+    first's reserved time, must still start 0.2 s after the first actually started."""
+    late = {"first": True}
+
+    async def sleep(delay_s: float) -> None:
+        extra = 0.15 if late.pop("first", False) else 0.0
+        await virtual.sleep(delay_s + extra)
+
+    pacer = CallPacer(5, 10, clock=virtual.clock, sleep=sleep)
+    started: list[float] = []
+
+    async def call() -> None:
+        await pacer.acquire()
+        started.append(virtual.clock())
+
+    first = asyncio.create_task(call())
+    await virtual.settle()  # the first start is at once; the second waits for its turn
+    tasks = [first, *(asyncio.create_task(call()) for _ in range(3))]
+    await virtual.run(tasks)
+    gaps = [b - a for a, b in itertools.pairwise(started)]
+    assert started[1] == pytest.approx(0.35)  # 0.2 reserved, woke 0.15 late
+    assert min(gaps) >= 0.2 - 1e-9
+
+
+async def test_a_slot_then_a_turn_right_before_the_start(virtual: VirtualTime) -> None:
+    pacer = CallPacer(5, 1, clock=virtual.clock, sleep=virtual.sleep)
+    await pacer.take_slot()
+    assert pacer.in_flight == 1
+    await pacer.turn()  # the first turn: at once
+    waiting = asyncio.create_task(pacer.take_slot())
+    await virtual.settle()
+    assert not waiting.done()  # the concurrency cap holds without a turn taken
+    pacer.release()
+    await virtual.settle()
+    assert waiting.done()
+    turn = asyncio.create_task(pacer.turn())
+    await virtual.run([turn])
+    assert virtual.clock() == pytest.approx(0.2)
