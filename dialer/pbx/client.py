@@ -329,7 +329,12 @@ class AmiClient:
         name = str(headers["Action"])
         if action_id in self._waiting:
             raise AmiError(f"ActionID {action_id} is already waiting for an answer")
-        future: asyncio.Future[Any] = manager.send_action(headers, as_list=as_list)
+        # An event-list action Asterisk refuses answers one `Response: Error` and no list, which
+        # panoramisk's as_list=True waits for forever: let it tell a list from a single answer
+        # (`EventList: start`), and hand the caller a list either way.
+        future: asyncio.Future[Any] = manager.send_action(
+            headers, as_list=None if as_list else as_list
+        )
         self._waiting[action_id] = future
         try:
             async with asyncio.timeout(timeout_s or self.options.action_timeout_s):
@@ -344,7 +349,7 @@ class AmiClient:
         first = answer[0] if isinstance(answer, list) else answer
         if first.response == "Error":
             raise AmiActionFailed(name, first.message or "no message")
-        return answer
+        return [answer] if as_list and not isinstance(answer, list) else answer
 
     async def _deliver_events(self) -> None:
         while True:

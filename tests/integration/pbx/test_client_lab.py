@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from dialer.calling.ports import OriginateRequest
+from dialer.pbx.adapter import AmiPbx
 from dialer.pbx.client import AmiClient
 from dialer.pbx.wire import AmiActionFailed, AmiEvent, AmiNotConnected, LinkState, UnsafeHeader
 from tests.support import EventRecorder, RecordingSleep, lab_ami_options, lab_pbx, running
@@ -133,6 +134,22 @@ async def test_an_action_asterisk_rejects_raises_action_failed() -> None:
         await client.wait_logged_in(timeout_s=10)
         with pytest.raises(AmiActionFailed, match="Getvar failed"):
             await client.send({"Action": "Getvar", "Channel": "Local/none-0000;1", "Variable": "X"})
+
+
+async def test_a_list_action_asterisk_refuses_answers_at_once_not_after_the_time_out() -> None:
+    # DBGet of a key AstDB does not hold is one `Response: Error` and no list: the record of a
+    # call that was never answered, looked up by every recovery after a crash.
+    client = AmiClient(lab_ami_options(action_timeout_s=30))
+    async with running(client):
+        await client.wait_logged_in(timeout_s=10)
+        pbx = AmiPbx(client)
+        async with asyncio.timeout(10):  # a guard only: the bug waited out the 30 s time-out
+            assert await pbx.db_get("outreach_19700101", uuid.uuid4().hex) is None
+            with pytest.raises(AmiActionFailed, match="DBGet failed"):
+                await client.send({"Action": "DBGet", "Family": "f", "Key": "k"}, as_list=True)
+            channels = await client.send({"Action": "CoreShowChannels"}, as_list=True)
+        assert isinstance(channels, list)
+        assert channels[-1].event == "CoreShowChannelsComplete"
 
 
 async def test_client_survives_an_asterisk_restart_and_calls_after_it() -> None:
