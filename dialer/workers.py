@@ -20,6 +20,7 @@ On SQLite one worker serves a store (a second is refused at start), so every oth
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
@@ -104,7 +105,10 @@ class Membership:
 
     `run(stop)` renews the lease every `heartbeat_s` and declares expired workers dead, then
     calls every `on_tick` callback (with the workers just declared dead, often none) so the
-    components take over work and re-read shared state. When the lease is found taken,
+    components take over work and re-read shared state. The callbacks run beside the heartbeat,
+    never in its way: taking over a dead worker's calls can take longer than a lease, and a
+    worker busy with that must not be declared dead for it (one round of callbacks at a time;
+    the workers declared dead meanwhile are told at the next). When the lease is found taken,
     `lost` is set and `stop` too: the daemon stops claiming and exits. Not `shared` (the only
     worker of a SQLite store), it only calls the callbacks: nobody else could declare it dead."""
 
@@ -131,6 +135,8 @@ class Membership:
         self.shared = shared  # False: the only worker of its store (SQLite): nothing to renew
         self._renewed_at: float | None = None
         self._on_tick: list[TakeOver] = []
+        self._untold: list[str] = []  # declared dead, not yet told to the callbacks
+        self._telling: asyncio.Task[None] | None = None
 
     def on_tick(self, callback: TakeOver) -> None:
         self._on_tick.append(callback)
@@ -154,45 +160,73 @@ class Membership:
         )
 
     async def tick(self) -> bool:
-        """One heartbeat: renew, declare the expired dead, tell the components. False: the
-        lease was taken (this worker must stop)."""
+        """One heartbeat, then the callbacks (awaited). False: the lease was taken."""
+        alive = await self.renew()
+        if alive:
+            await self.tell()
+        return alive
+
+    async def renew(self) -> bool:
+        """Renew the lease and declare the expired dead (kept for `tell`). False: the lease
+        was taken (this worker must stop)."""
         if not self.shared:
-            for callback in self._on_tick:
-                await callback([])
             return True
         if not await self.registry.renew(self.worker.id, lease_s=self.lease_s):
             return False
         renewed_before, self._renewed_at = self._renewed_at, self._monotonic()
-        dead: list[str] = []
         # After a silence of its own (the store was unreachable, for the others too, likely),
         # a worker first lets the others renew: it declares nobody dead this time.
         if renewed_before is not None and self._renewed_at - renewed_before <= 2 * self.heartbeat_s:
             dead = await self.registry.declare_expired()
-        for worker_id in dead:
-            log.warning("worker.declared_dead", dead_worker=worker_id, lease_s=self.lease_s)
-        for callback in self._on_tick:
-            await callback(dead)
+            for worker_id in dead:
+                log.warning("worker.declared_dead", dead_worker=worker_id, lease_s=self.lease_s)
+            self._untold += dead
         return True
+
+    async def tell(self) -> None:
+        """Call every callback with the workers declared dead since the last time; when one
+        fails, they are told again next time (taking over is idempotent)."""
+        dead, self._untold = self._untold, []
+        try:
+            for callback in self._on_tick:
+                await callback(dead)
+        except Exception:
+            self._untold = dead + self._untold
+            raise
 
     async def run(self, stop: asyncio.Event) -> None:
         """Heartbeat until `stop`; then a clean stop (declared dead by itself)."""
-        while not stop.is_set():
-            try:
-                alive = await self.tick()
-            except Exception as exc:  # the store is down: the lease may run out meanwhile
-                log.warning("worker.heartbeat_failed", reason=str(exc) or type(exc).__name__)
-            else:
-                if not alive:
-                    log.error(
-                        "worker.lease_lost",
-                        worker_id=self.worker.id,
-                        message="this worker's lease ran out and it was declared dead; "
-                        "its work was given to others: it stops claiming and exits",
-                    )
-                    self.lost.set()
-                    stop.set()
-                    return
-            await _wait(stop, self.heartbeat_s, self._sleep)
+        try:
+            while not stop.is_set():
+                try:
+                    alive = await self.renew()
+                except Exception as exc:  # the store is down: the lease may run out meanwhile
+                    log.warning("worker.heartbeat_failed", reason=str(exc) or type(exc).__name__)
+                else:
+                    if not alive:
+                        log.error(
+                            "worker.lease_lost",
+                            worker_id=self.worker.id,
+                            message="this worker's lease ran out and it was declared dead; "
+                            "its work was given to others: it stops claiming and exits",
+                        )
+                        self.lost.set()
+                        stop.set()
+                        return
+                    if self._telling is None or self._telling.done():
+                        self._telling = asyncio.create_task(self._tell_logged())
+                await _wait(stop, self.heartbeat_s, self._sleep)
+        finally:
+            if self._telling is not None:
+                self._telling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._telling
+
+    async def _tell_logged(self) -> None:
+        try:
+            await self.tell()
+        except Exception as exc:
+            log.warning("worker.tick_failed", reason=str(exc) or type(exc).__name__)
 
     async def leave(self) -> None:
         if self.lost.is_set():

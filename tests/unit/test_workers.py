@@ -14,6 +14,7 @@ from dialer.calling.slots import Candidate, SlotKeeper
 from dialer.cli.main import roles_from
 from dialer.config import ConfigError, parse_settings
 from dialer.workers import Membership, WorkerIdentity
+from tests.support import until
 
 REQUIRED = "ami:\n  username: u\n  secret: ${S}\napi:\n  token: ${S}\n"
 
@@ -60,6 +61,55 @@ async def test_each_heartbeat_tells_the_components_which_workers_died() -> None:
     assert await membership.tick() is True
     assert told == [[], ["other"]]
     assert registry.registered == ["me"]
+
+
+class CountingRegistry(FakeRegistry):
+    def __init__(self) -> None:
+        super().__init__()
+        self.renewals = 0
+
+    async def renew(self, worker_id: str, *, lease_s: float) -> bool:
+        self.renewals += 1
+        return await super().renew(worker_id, lease_s=lease_s)
+
+
+async def test_a_component_slow_to_take_over_never_holds_the_heartbeat_back() -> None:
+    registry = CountingRegistry()
+    heartbeats = asyncio.Queue[None]()
+
+    async def next_heartbeat(_seconds: float) -> None:
+        await heartbeats.get()
+
+    membership = Membership(
+        registry, WorkerIdentity("me"), lease_s=30, heartbeat_s=5, sleep=next_heartbeat
+    )
+    told: list[list[str]] = []
+    taking_over = asyncio.Event()
+
+    async def slow_component(dead: Sequence[str]) -> None:
+        told.append(list(dead))
+        if dead == ["first"]:
+            await taking_over.wait()  # following a dead worker's calls: longer than a lease
+
+    membership.on_tick(slow_component)
+    await membership.join()
+    stop = asyncio.Event()
+    registry.expired = ["first"]
+    running = asyncio.create_task(membership.run(stop))
+    await until(lambda: told == [["first"]])
+    registry.expired = ["second"]
+    for round_ in range(1, 4):
+        heartbeats.put_nowait(None)
+        renewals = round_ + 1  # the heartbeat goes on meanwhile
+        await until(lambda renewals=renewals: registry.renewals == renewals)
+    assert told == [["first"]]  # one round of callbacks at a time
+    taking_over.set()
+    heartbeats.put_nowait(None)
+    await until(lambda: len(told) == 2)
+    assert told[1] == ["second"]  # declared meanwhile, told at the next round
+    stop.set()
+    await running
+    assert not membership.lost.is_set()
 
 
 async def test_after_a_silence_of_its_own_a_worker_declares_nobody_dead_at_first() -> None:
