@@ -236,10 +236,15 @@ class EventStore:
 
 
 def _templates_json(templates: Mapping[str, StageTemplate]) -> dict[str, Any] | None:
-    """How a message's provider templates are stored (`outbound_messages.templates`)."""
+    """How a message's provider templates are stored (`outbound_messages.templates`): the
+    variables as [name, value] pairs, since their order counts (Tencent sends them by
+    position) and PostgreSQL's JSONB does not keep the order of an object's keys."""
     if not templates:
         return None
     return {
-        name: {"code": template.code, "params": dict(template.params)}
+        name: {
+            "code": template.code,
+            "params": [[key, value] for key, value in template.params.items()],
+        }
         for name, template in templates.items()
     }

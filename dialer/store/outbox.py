@@ -184,11 +184,12 @@ _STATEMENTS = {"sent": _SENT, "retry": _RETRY, "dead": _DEAD, "hold": _HOLD}
 
 
 def _templates(stored: Any) -> dict[str, StageTemplate]:
-    """A message's provider templates as stored by the intake (`dialer.store.events`)."""
+    """A message's provider templates as stored by the intake (`dialer.store.events`: the
+    variables as [name, value] pairs, in order)."""
     if not isinstance(stored, dict):
         return {}
     return {
-        name: StageTemplate(str(value["code"]), dict(value.get("params") or {}))
+        name: StageTemplate(str(value["code"]), {k: v for k, v in value.get("params") or []})
         for name, value in stored.items()
     }
 
