@@ -33,7 +33,6 @@ from dialer.config import Settings
 from dialer.daemon_reload import ConfigReloader
 from dialer.health import Health
 from dialer.http.campaigns import add_campaign_routes
-from dialer.http.cloud_sms import add_cloud_sms_routes
 from dialer.http.connections import LimitedSite, runner_options
 from dialer.http.login_throttle import LoginThrottle
 from dialer.http.server import Check, make_web_app
@@ -204,7 +203,6 @@ class Daemon:
         app.router.add_post("/v1/reload", self.reloader.route)
         add_campaign_routes(app, campaigns)
         add_sms_routes(app, sms, store)
-        add_cloud_sms_routes(app, sms)
         StatusPage(sessions, LoginThrottle(self.now), public_url=api.public_url).add_routes(app)
         return app
 

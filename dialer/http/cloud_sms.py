@@ -15,7 +15,8 @@ Neither provider signs its pushes, so each route is protected by what it can be 
   signature than the provider's `sign_name` is refused (422 naming `sign`).
 
 A malformed body is a 400 naming it (the provider's retries of it would not help). Reports
-move a message forward only and are acted on once per (provider id, status); replies once per
+move a message forward only and are acted on once per (provider id, number, status): a report
+naming a wrong number neither moves the message nor blocks the right one; replies once per
 the provider's id of the reply (`SmsService`). 退订, TD, T, STOP... opt the number out.
 """
 
@@ -152,7 +153,9 @@ class _CloudRoutes:
                 message_id=our_message_id(receipt.message_id),
                 provider_message_id=receipt.provider_message_id,
                 error_code=receipt.error_code,
-                callback=CallbackId(name, f"{receipt.provider_message_id}:{receipt.status}"),
+                callback=CallbackId(
+                    name, f"{receipt.provider_message_id}:{receipt.phone}:{receipt.status}"
+                ),
                 phone=receipt.phone,
             )
 

@@ -11,6 +11,8 @@
   in. Answers empty TwiML.
 - Both act once per callback (its `MessageSid`; with the status for a delivery report): a
   signed callback replayed later answers the same and changes nothing (`SmsService`).
+- `/v1/sms/aliyun/{secret}/...` and `/v1/sms/tencent/{secret}/...`: the mainland providers'
+  reports and replies (`dialer.http.cloud_sms`).
 - `GET /v1/sms/dead` (`?limit=N`, newest first) and `POST /v1/sms/dead/{id}/replay` (bearer
   token): dead letters.
 - `GET /v1/sms/held` (bearer token, `?limit=N`): messages the daily limit per number holds
@@ -31,6 +33,7 @@ from aiohttp import web
 
 from dialer.config import TwilioProvider
 from dialer.http.bodies import parse_id, read_form, read_json
+from dialer.http.cloud_sms import add_cloud_sms_routes
 from dialer.http.event_batches import answer_batch
 from dialer.http.server import error_response, mark_public, unprocessable
 from dialer.logs import get_logger, mask_phone
@@ -62,6 +65,7 @@ def add_sms_routes(app: web.Application, service: SmsService, reports: Store) ->
     app.router.add_get("/v1/sms/funnel", routes.funnel)
     mark_public(app, STATUS_PATH)
     mark_public(app, INBOUND_PATH)
+    add_cloud_sms_routes(app, service)
 
 
 class _Routes:
