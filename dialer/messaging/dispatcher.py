@@ -32,16 +32,15 @@ burst mode) sends everything due now and returns how many messages it handled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dialer.clock import Clock, Sleep
 from dialer.health import Health, StoreUnavailable
 from dialer.logs import bind_context, get_logger, unbind_context
-from dialer.messaging.group_commit import GroupCommit
-from dialer.messaging.limits import DailyLimit
+from dialer.messaging.group_commit import GroupCommit, shielded
+from dialer.messaging.limits import DailyLimit, NumberTurns
 from dialer.messaging.lookups import SentLookup, find_sent
 from dialer.messaging.ports import ClaimedMessage, MessageOutcome, Outbox
 from dialer.metrics import NO_PROVIDER, Metrics
@@ -111,6 +110,7 @@ class Dispatcher:
         self.status_callback_url = status_callback_url
         self.lookups = tuple(lookups)
         self.daily_limit = daily_limit
+        self._turns = NumberTurns()
         self.counters = Counters()
         self.metrics = metrics or Metrics()
         self.guard = (health or Health(now=now)).guard("dispatcher", sleep)
@@ -240,6 +240,13 @@ class Dispatcher:
         if self._too_old(message, self.now()):
             await self._dead(message, "expired", "older than max_age_s before it was sent", None)
             return
+        if self.daily_limit is None:
+            await self._deliver(message)
+            return
+        async with self._turns.turn(message.phone):  # what it had today is counted exactly
+            await self._deliver(message)
+
+    async def _deliver(self, message: ClaimedMessage) -> None:
         outbound = OutboundSms(
             message_id=f"msg-{message.id}",
             to=message.phone,
@@ -367,7 +374,7 @@ class Dispatcher:
         `sending` and is settled at the next start)."""
         while True:
             try:
-                await _shielded(self._outcomes.enqueue(outcome))
+                await shielded(self._outcomes.enqueue(outcome))
             except StoreUnavailable as exc:
                 await self.guard.failed(exc)
             else:
@@ -385,16 +392,3 @@ class Dispatcher:
 
 def _code(code: int | str | None) -> str | None:
     return None if code is None else str(code)
-
-
-async def _shielded(write: Awaitable[object]) -> None:
-    """Save an outcome even when the dispatcher is being cancelled: the provider already acted.
-    The cancellation is passed on once the write is done. (`write` is a future of the outcome
-    writer, or any awaitable.)"""
-    task = asyncio.ensure_future(write)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await task
-        raise

@@ -8,20 +8,26 @@ both providers) and, before sending, holds a message whose stage may not use mor
 - an urgent stage may use all of `limit`;
 - any other stage only `limit - urgent_reserve`, so urgent messages still find room.
 
+One dispatcher sends to one number one message at a time while a limit is set (`NumberTurns`):
+each counts what the one before it sent. Another worker's message in flight to the number counts
+too when its id is lower (of two, the older goes first; never both held).
+
 A held message is queued again, due at the start of the next day (never dropped: its age for
 `max_age_s` counts from then), visible in `GET /v1/sms/held` and `outreach_sms_held_total`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dialer.messaging.ports import ClaimedMessage, Outbox
 
-__all__ = ["DailyLimit", "Hold"]
+__all__ = ["DailyLimit", "Hold", "NumberTurns"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +84,23 @@ class DailyLimit:
             f"{message.stage}; due {until.isoformat()}"
         )
         return Hold(until, why, sent)
+
+
+@dataclass
+class NumberTurns:
+    """One message at a time per number: a lock per number, dropped when nobody waits."""
+
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _users: dict[str, int] = field(default_factory=dict)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, phone: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(phone, asyncio.Lock())
+        self._users[phone] = self._users.get(phone, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[phone] -= 1
+            if not self._users[phone]:
+                del self._users[phone], self._locks[phone]

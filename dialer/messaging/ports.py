@@ -202,7 +202,7 @@ class Outbox(Protocol):
         """The outcomes of many claimed messages, in one transaction."""
 
     async def sent_today(self, phone: str, *, since: datetime, besides: int) -> int:
-        """Messages to `phone` sent since `since`, or being sent now by another claim than
+        """Messages to `phone` sent since `since`, or being sent now with a lower id than
         message `besides` (the daily limit per number)."""
 
     def fails_alone(self, exc: Exception) -> bool:

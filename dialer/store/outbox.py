@@ -250,11 +250,17 @@ class OutboxStore:
                     )
 
     async def sent_today(self, phone: str, *, since: datetime, besides: int) -> int:
-        """Messages to `phone` sent since `since`, or `sending` now under another claim than
-        message `besides` (a neighbour in flight counts before its answer is in)."""
+        """Messages to `phone` sent since `since`, or `sending` now by another worker with a
+        lower id than `besides` (in flight, it counts before its answer is in; of two, the
+        older goes first, never both held). This worker's own sends to one number go one at a
+        time (`dialer.messaging.limits.NumberTurns`)."""
+        in_flight_elsewhere = sa.and_(
+            _m.status == "sending",
+            _m.id < besides,
+            _m.lease_owner.is_distinct_from(self.owner),
+        )
         query = sa.select(sa.func.count()).where(
-            _m.phone == phone,
-            sa.or_(_m.sent_at >= since, sa.and_(_m.status == "sending", _m.id != besides)),
+            _m.phone == phone, sa.or_(_m.sent_at >= since, in_flight_elsewhere)
         )
         async with reading(self.engine) as conn:
             return int(await conn.scalar(query) or 0)

@@ -259,3 +259,46 @@ async def test_a_lookup_that_fails_sends_nothing_and_waits(
     assert row["status"] == "queued"
     assert row["ambiguous_since"] is not None
     assert "cannot tell whether an earlier send was taken" in row["last_error"]
+
+
+LIMITS = "daily_limit_per_number: 2\n  daily_limit_urgent_reserve: 1"
+
+
+async def test_the_daily_limit_holds_a_low_priority_stage_and_keeps_room_for_an_urgent_one(
+    store: Store, store_url: str, tmp_path: Path, aliyun: FakeAliyunSms, tencent: FakeTencentSms
+) -> None:
+    settings = settings_for(tmp_path, store_url, aliyun, tencent, limits=LIMITS)
+    now = real_now()
+    service = sms_service(settings, store, now=now)  # type: ignore[arg-type]
+    first = await queue(service, "e1", order_id="A1", stage="shipped")
+    async with dispatcher(settings, store, now) as sender:  # type: ignore[arg-type]
+        await sender.run_until_idle()
+        second = await queue(service, "e2", order_id="A2", stage="delivered")
+        third = await queue(service, "e3", order_id="A3", stage="refused")  # urgent
+        await sender.run_until_idle()
+    assert [sms.our_id for sms in aliyun.accepted] == [f"msg-{first}", f"msg-{third}"]
+    held = await message_row(store, second)
+    assert held["status"] == "queued"
+    assert held["attempts"] == 0  # a hold is not a try
+    assert held["held_until"] == held["next_attempt_at"] > now()
+    assert held["last_error"].startswith("held: daily limit per number: 1 sent today, 1 allowed")
+
+
+async def test_a_held_message_goes_out_the_next_day_even_past_max_age(
+    store: Store, store_url: str, tmp_path: Path, aliyun: FakeAliyunSms, tencent: FakeTencentSms
+) -> None:
+    limits = "daily_limit_per_number: 1"
+    settings = settings_for(tmp_path, store_url, aliyun, tencent, limits=limits)
+    now = real_now()
+    service = sms_service(settings, store, now=now)  # type: ignore[arg-type]
+    await queue(service, "e1", order_id="A1")
+    held = await queue(service, "e2", order_id="A2")
+    async with dispatcher(settings, store, now) as sender:  # type: ignore[arg-type]
+        await sender.run_until_idle()
+        assert (await message_row(store, held))["status"] == "queued"
+        row = await message_row(store, held)
+        now.value = row["held_until"]
+        now.advance(86400 - 60)  # max_age_s (a day) after it was queued: still not dropped
+        assert await sender.run_until_idle() == 1
+    assert len(aliyun.accepted) == 2
+    assert (await message_row(store, held))["status"] == "sent"
