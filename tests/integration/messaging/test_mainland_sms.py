@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from dialer.metrics import Metrics
 from dialer.store import Store
 from tests.fakes.aliyun_sms_server import FakeAliyunSms
 from tests.fakes.cloud_sms_common import CloudSmsServer, Fault, eventually
@@ -26,7 +27,14 @@ from tests.integration.mainland_support import (
     mainland_settings,
     real_now,
 )
-from tests.integration.sms_support import MOBILE, event, message_row, sms_service
+from tests.integration.sms_support import (
+    AUTH,
+    MOBILE,
+    api_client,
+    event,
+    message_row,
+    sms_service,
+)
 
 OTHER_MOBILE = "+8613900001111"
 
@@ -302,3 +310,25 @@ async def test_a_held_message_goes_out_the_next_day_even_past_max_age(
         assert await sender.run_until_idle() == 1
     assert len(aliyun.accepted) == 2
     assert (await message_row(store, held))["status"] == "sent"
+
+
+async def test_held_messages_are_listed_by_the_api_and_counted(
+    store: Store, store_url: str, tmp_path: Path, aliyun: FakeAliyunSms, tencent: FakeTencentSms
+) -> None:
+    settings = settings_for(tmp_path, store_url, aliyun, tencent, limits=LIMITS)
+    now = real_now()
+    metrics = Metrics()
+    async with api_client(settings, store, now, metrics=metrics) as (client, service):  # type: ignore[arg-type]
+        await queue(service, "e1", order_id="A1")
+        held = await queue(service, "e2", order_id="A2")
+        async with dispatcher(settings, store, now) as sender:  # type: ignore[arg-type]
+            sender.metrics = metrics
+            await sender.run_until_idle()
+        answer = await client.get("/v1/sms/held", headers=AUTH)
+        assert answer.status == 200
+        (item,) = (await answer.json())["held"]
+        refused = await client.get("/v1/sms/held?limit=0", headers=AUTH)
+        assert refused.status == 422
+    assert (item["id"], item["stage"], item["phone"]) == (held, "shipped", "+86138****5678")
+    assert item["reason"].startswith("held: daily limit per number")
+    assert metrics.sms_held.labels(stage="shipped")._value.get() == 1
