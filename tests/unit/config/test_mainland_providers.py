@@ -162,3 +162,33 @@ def test_an_urgent_reserve_without_a_limit_is_refused() -> None:
     assert (
         found == "c.yaml:20: notifications.daily_limit_urgent_reserve: needs daily_limit_per_number"
     )
+
+
+def test_the_commented_providers_and_stage_templates_of_the_example_load(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[3] / "config" / "example.yaml"
+    lines = example.read_text(encoding="utf-8").splitlines()
+    start = lines.index("    # aliyun:")
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("  primary:"))
+    for i in range(start, end):  # uncomment the two providers' blocks
+        lines[i] = lines[i].replace("# ", "", 1)
+    for i, line in enumerate(lines):
+        if line.strip().startswith(("# provider_templates:", "#   aliyun: {", "#   tencent: {")):
+            lines[i] = line.replace("# ", "", 1)
+    for i, line in enumerate(lines):  # the lab's secret files, as the example's other secrets
+        lines[i] = line.replace("../lab/", str(example.parents[1] / "lab") + "/")
+    environ = {
+        "ALIYUN_ACCESS_KEY_ID": "id",
+        "ALIYUN_ACCESS_KEY_SECRET": "key",
+        "ALIYUN_CALLBACK_SECRET": "hook",
+        "TENCENTCLOUD_SECRET_ID": "id",
+        "TENCENTCLOUD_SECRET_KEY": "key",
+        "TENCENT_CALLBACK_SECRET": "hook",
+    }
+    settings = parse_settings(
+        "\n".join(lines), source="example.yaml", base_dir=tmp_path, environ=environ
+    )
+    notifications = settings.notifications
+    assert {"aliyun", "tencent"} <= set(notifications.providers)
+    shipped = notifications.stages["shipped"].provider_templates
+    assert shipped["aliyun"].template_code == "SMS_123456789"
+    assert list(shipped["tencent"].template_params) == ["order", "courier", "no", "eta"]
