@@ -188,6 +188,11 @@ async def test_one_numbers_flow_control_delays_only_its_message_and_never_falls_
     assert tencent.accepted == []  # the limit protects the person: no other provider
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [Fault(accept_then_stall=True), Fault(accept_then_reset=True)],
+    ids=["stall", "reset"],
+)
 @pytest.mark.parametrize("provider", ["aliyun", "tencent"])
 async def test_a_send_accepted_then_unanswered_is_looked_up_not_sent_again(
     store: Store,
@@ -196,6 +201,7 @@ async def test_a_send_accepted_then_unanswered_is_looked_up_not_sent_again(
     aliyun: FakeAliyunSms,
     tencent: FakeTencentSms,
     provider: str,
+    fault: Fault,
 ) -> None:
     fake: CloudSmsServer = aliyun if provider == "aliyun" else tencent
     # one try per dispatch: the time-out is left to the store, and a new process retries
@@ -204,7 +210,7 @@ async def test_a_send_accepted_then_unanswered_is_looked_up_not_sent_again(
     )
     now = real_now()
     message_id = await queue(sms_service(settings, store, now=now), "e1")  # type: ignore[arg-type]
-    fake.fail_next(Fault(accept_then_stall=True))
+    fake.fail_next(fault)
     async with dispatcher(settings, store, now) as first:  # type: ignore[arg-type]
         await first.run_until_idle()
     row = await message_row(store, message_id)
