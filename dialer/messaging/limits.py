@@ -8,6 +8,8 @@ both providers) and, before sending, holds a message whose stage may not use mor
 - an urgent stage may use all of `limit`;
 - any other stage only `limit - urgent_reserve`, so urgent messages still find room.
 
+A held message of a non-urgent stage goes when the next day's quiet hours end, not at midnight.
+
 One dispatcher sends to one number one message at a time while a limit is set (`NumberTurns`):
 each counts what the one before it sent. Another worker's message in flight to the number counts
 too when its id is lower (of two, the older goes first; never both held).
@@ -25,7 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from dialer.config import QuietHours
 from dialer.messaging.ports import ClaimedMessage, Outbox
+from dialer.messaging.templates import quiet_hours_end
 
 __all__ = ["DailyLimit", "Hold", "NumberTurns"]
 
@@ -45,14 +49,20 @@ class DailyLimit:
     urgent_reserve: int
     timezone: str
     urgent_stages: frozenset[str]
+    quiet_hours: QuietHours | None = None
 
     @classmethod
     def of(
-        cls, limit: int, urgent_reserve: int, timezone: str, urgent_stages: Iterable[str]
+        cls,
+        limit: int,
+        urgent_reserve: int,
+        timezone: str,
+        urgent_stages: Iterable[str],
+        quiet_hours: QuietHours | None = None,
     ) -> DailyLimit:
         if not 0 <= urgent_reserve < limit:
             raise ValueError(f"urgent_reserve must be in [0, {limit}), not {urgent_reserve!r}")
-        return cls(limit, urgent_reserve, timezone, frozenset(urgent_stages))
+        return cls(limit, urgent_reserve, timezone, frozenset(urgent_stages), quiet_hours)
 
     def allowed(self, stage: str) -> int:
         """Messages a number may have had today for a message of `stage` still to go."""
@@ -79,6 +89,8 @@ class DailyLimit:
         if sent < allowed:
             return None
         until = self.next_day(now)
+        if message.stage not in self.urgent_stages:
+            until = quiet_hours_end(until, self.quiet_hours) or until
         why = (
             f"held: daily limit per number: {sent} sent today, {allowed} allowed for stage "
             f"{message.stage}; due {until.isoformat()}"

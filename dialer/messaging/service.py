@@ -96,6 +96,7 @@ def daily_limit_of(settings: Settings) -> DailyLimit | None:
         notifications.daily_limit_urgent_reserve,
         notifications.daily_limit_timezone,
         (name for name, stage in notifications.stages.items() if stage.urgent),
+        notifications.quiet_hours,
     )
 
 

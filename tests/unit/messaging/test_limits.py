@@ -4,11 +4,13 @@ number."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 
 import pytest
 
+from dialer.config import QuietHours
 from dialer.messaging.limits import DailyLimit, NumberTurns
+from dialer.messaging.ports import ClaimedMessage
 
 LIMIT = DailyLimit.of(5, 2, "Asia/Shanghai", ["refused"])
 
@@ -70,3 +72,41 @@ async def test_two_messages_to_one_number_take_turns_and_others_do_not_wait() ->
     await asyncio.gather(running, waiting)
     assert order == ["first in", "other in", "first out", "second in"]
     assert turns._locks == {}  # nothing kept once nobody waits
+
+
+class Phones:
+    """The outbox's count of what a number had today, fixed."""
+
+    def __init__(self, sent: int) -> None:
+        self.sent = sent
+
+    async def sent_today(self, phone: str, *, since: datetime, besides: int) -> int:
+        return self.sent
+
+
+def claimed(stage: str) -> ClaimedMessage:
+    return ClaimedMessage(
+        7, "e7", "A7", stage, "+8613812345678", "text", 1, datetime(2025, 6, 2, tzinfo=UTC), False
+    )
+
+
+QUIET = QuietHours(start=time(21, 0), end=time(8, 0), timezone="Asia/Shanghai")
+WITH_QUIET = DailyLimit.of(2, 1, "Asia/Shanghai", ["refused"], QUIET)
+NOON = datetime(2025, 6, 2, 4, 0, tzinfo=UTC)  # 12:00 in Beijing
+
+
+async def test_a_held_ordinary_stage_waits_for_the_end_of_the_next_quiet_hours() -> None:
+    hold = await WITH_QUIET.hold(Phones(1), claimed("shipped"), now=NOON)  # type: ignore[arg-type]
+    assert hold is not None
+    assert hold.until == datetime(2025, 6, 3, 0, 0, tzinfo=UTC)  # 08:00 on 3 June in Beijing
+    assert hold.why.startswith("held: daily limit per number: 1 sent today, 1 allowed")
+
+
+async def test_a_held_urgent_stage_goes_at_midnight() -> None:
+    hold = await WITH_QUIET.hold(Phones(2), claimed("refused"), now=NOON)  # type: ignore[arg-type]
+    assert hold is not None
+    assert hold.until == datetime(2025, 6, 2, 16, 0, tzinfo=UTC)
+
+
+async def test_a_number_under_its_allowance_is_not_held() -> None:
+    assert await WITH_QUIET.hold(Phones(1), claimed("refused"), now=NOON) is None  # type: ignore[arg-type]
