@@ -144,11 +144,14 @@ class SmsService:
             self.dispatcher.wake()
 
     async def reload(self, settings: Settings) -> dict[str, list[str]]:
-        """New stages, templates, quiet hours: for events accepted from now on."""
+        """New stages, templates, quiet hours: for events accepted from now on; the daily
+        limit per number for the messages sent from now on."""
         before = self.settings.notifications
         after = settings.notifications
         self.settings = settings
         self.intake.reconfigure(settings)
+        if self.dispatcher is not None:  # the daily limit per number applies from now on
+            self.dispatcher.daily_limit = daily_limit_of(settings)
         changed = [
             name
             for name in sorted({*before.stages, *after.stages})

@@ -338,3 +338,18 @@ async def test_held_messages_are_listed_by_the_api_and_counted(
     assert (item["id"], item["stage"], item["phone"]) == (held, "shipped", "+86138****5678")
     assert item["reason"].startswith("held: daily limit per number")
     assert metrics.sms_held.labels(stage="shipped")._value.get() == 1
+
+
+async def test_a_reload_sets_the_daily_limit_of_the_running_dispatcher(
+    store: Store, store_url: str, tmp_path: Path, aliyun: FakeAliyunSms, tencent: FakeTencentSms
+) -> None:
+    before = settings_for(tmp_path, store_url, aliyun, tencent)
+    after = settings_for(tmp_path, store_url, aliyun, tencent, limits=LIMITS)
+    now = real_now()
+    service = sms_service(before, store, now=now)  # type: ignore[arg-type]
+    async with dispatcher(before, store, now) as sender:  # type: ignore[arg-type]
+        service.dispatcher = sender
+        assert sender.daily_limit is None
+        await service.reload(after)  # type: ignore[arg-type]
+    assert sender.daily_limit is not None
+    assert (sender.daily_limit.limit, sender.daily_limit.allowed("shipped")) == (2, 1)
