@@ -8,8 +8,13 @@ its config model in `dialer.config.providers`, and one entry here.
 session is bound to it)::
 
     Fallback(                                  only when `fallback` is configured
-      Retrying(RateLimited(primary,  bucket)), in_process_attempts within in_process_max_s
-      Retrying(RateLimited(fallback, bucket)))
+      Retrying(AccountBackoff(RateLimited(primary,  bucket))),  in_process_attempts within
+      Retrying(AccountBackoff(RateLimited(fallback, bucket))))  in_process_max_s
+
+`AccountBackoff` (`notifiers.backoff`, for the kinds whose `account_backoff` is set: Aliyun and
+Tencent): after the provider's account-level throttling with a wait (`Throttling.User`,
+`RequestLimitExceeded`, an app's daily cap), every message through it waits or goes to the
+fallback, not only the one refused. Twilio's 429 keeps delaying its own message only.
 
 Each provider has its own `SendWindow` (`messages_per_second`, a cap over every second, held
 also right after a restart). `sleep` and `clock` are injectable, so tests never wait through a
@@ -44,6 +49,7 @@ from dialer.logs import get_logger
 from dialer.messaging.lookups import SentLookup
 from dialer.metrics import Metrics
 from notifiers import (
+    AccountBackoffNotifier,
     FallbackNotifier,
     HttpGatewayNotifier,
     Notifier,
@@ -155,14 +161,16 @@ class ProviderKind:
 
     make: Callable[[str, Any], Notifier]
     delivery_failure_is_transient: Callable[[str], bool] = _no_delivery_reports
+    account_backoff: bool = False
+    """Its account-level throttling pauses every send through it (`notifiers.backoff`)."""
 
 
 PROVIDERS: Mapping[str, ProviderKind] = {
     "outbox": ProviderKind(_outbox),
     "twilio": ProviderKind(_twilio, twilio_delivery_failure_is_transient),
     "http": ProviderKind(_http),
-    "aliyun": ProviderKind(_aliyun, aliyun_delivery_failure_is_transient),
-    "tencent": ProviderKind(_tencent, tencent_delivery_failure_is_transient),
+    "aliyun": ProviderKind(_aliyun, aliyun_delivery_failure_is_transient, account_backoff=True),
+    "tencent": ProviderKind(_tencent, tencent_delivery_failure_is_transient, account_backoff=True),
 }
 """Config `type` -> what makes it work."""
 
@@ -234,8 +242,11 @@ async def build_provider_stack(
         sender = make_provider(name, provider)
         if isinstance(sender, SentLookup):
             lookups.append(sender)
+        limited: Notifier = RateLimitedNotifier(TimedNotifier(sender, timed), bucket)
+        if PROVIDERS[provider.type].account_backoff:
+            limited = AccountBackoffNotifier(limited, clock=clock)
         return RetryingNotifier(
-            RateLimitedNotifier(TimedNotifier(sender, timed), bucket),
+            limited,
             attempts=retry.in_process_attempts,
             max_time_s=retry.in_process_max_s,
             initial_wait_s=min(0.5, retry.in_process_max_s),

@@ -13,7 +13,7 @@ from dialer.messaging.dispatcher import Dispatcher
 from dialer.messaging.providers import build_provider_stack
 from dialer.messaging.service import dispatcher_for
 from dialer.store import OutboxStore, Store
-from tests.fakes.clock import RecordingSleep
+from tests.fakes.clock import FakeClock, RecordingSleep
 from tests.integration.sms_support import Now
 
 ALIYUN_KEY_ID, ALIYUN_SECRET = "LTAI-test-key", "aliyun-test-secret"
@@ -123,7 +123,10 @@ def real_now() -> Now:
 async def dispatcher(settings: Settings, store: Store, now: Now) -> AsyncIterator[Dispatcher]:
     """A dispatcher on a fresh provider stack (a new process's: no memory of earlier sends),
     its in-process backoffs recorded instead of slept."""
-    stack = await build_provider_stack(settings.notifications, sleep=RecordingSleep())
+    clock = FakeClock()  # the backoffs and the account's pauses run on it, in no real time
+    stack = await build_provider_stack(
+        settings.notifications, sleep=RecordingSleep(clock), clock=clock
+    )
     try:
         yield dispatcher_for(
             settings, OutboxStore(store), stack.notifier, now=now, lookups=stack.lookups

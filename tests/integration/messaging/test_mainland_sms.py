@@ -353,3 +353,21 @@ async def test_a_reload_sets_the_daily_limit_of_the_running_dispatcher(
         await service.reload(after)  # type: ignore[arg-type]
     assert sender.daily_limit is not None
     assert (sender.daily_limit.limit, sender.daily_limit.allowed("shipped")) == (2, 1)
+
+
+async def test_account_throttling_sends_the_next_messages_to_the_fallback_without_asking(
+    store: Store, store_url: str, tmp_path: Path, aliyun: FakeAliyunSms, tencent: FakeTencentSms
+) -> None:
+    settings = settings_for(
+        tmp_path, store_url, aliyun, tencent, fallback="tencent", in_process_attempts=1
+    )
+    now = real_now()
+    service = sms_service(settings, store, now=now)  # type: ignore[arg-type]
+    aliyun.fail_next(Fault(throttle=True))
+    async with dispatcher(settings, store, now) as sender:  # type: ignore[arg-type]
+        first = await queue(service, "e1", order_id="A1")
+        await sender.run_until_idle()
+        second = await queue(service, "e2", order_id="A2", phone=OTHER_MOBILE)
+        await sender.run_until_idle()
+    assert aliyun.sends_seen == 1  # the second message never asked the throttled account
+    assert [sms.our_id for sms in tencent.accepted] == [f"msg-{first}", f"msg-{second}"]
