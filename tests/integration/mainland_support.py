@@ -72,6 +72,8 @@ def mainland_settings(
     limits: str = "",
     allow_from: str = "[]",
     stages: str = STAGES,
+    pool_size: int = 4,
+    concurrency: int = 4,
 ) -> Settings:
     text = f"""\
 ami: {{host: 127.0.0.1, port: 15038, username: outreach, secret: "${{AMI_SECRET}}"}}
@@ -89,6 +91,7 @@ notifications:
       connect_timeout_s: 2
       timeout_s: {timeout_s}
       messages_per_second: 100000
+      pool_size: {pool_size}
       callback_secret: "${{ALIYUN_HOOK}}"
       callback_allow_from: {allow_from}
     tencent:
@@ -101,11 +104,12 @@ notifications:
       protocol: http
       timeout_s: {timeout_s}
       messages_per_second: 100000
+      pool_size: {pool_size}
       callback_secret: "${{TENCENT_HOOK}}"
   primary: {primary}
   {f"fallback: {fallback}" if fallback else ""}
   retry: {{in_process_attempts: {in_process_attempts}, backoff_initial_s: 30}}
-  dispatcher: {{concurrency: 4, poll_interval_s: 0.05}}
+  dispatcher: {{concurrency: {concurrency}, poll_interval_s: 0.05}}
   quiet_hours: null
   signature: 【好物优选】
   {limits}
