@@ -229,3 +229,30 @@ async def test_a_malformed_push_is_400_naming_the_body(
         body = await answer.json()
     assert body["field"] == "(body)"
     assert "'success' must be true or false" in body["error"]
+
+
+async def test_callbacks_of_a_provider_type_without_a_secret_are_404(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    now = Now()
+    config = settings(tmp_path, store_url)
+    providers = dict(config.notifications.providers)
+    providers["aliyun"] = providers["aliyun"].model_copy(update={"callback_secret": None})
+    config = config.model_copy(
+        update={"notifications": config.notifications.model_copy(update={"providers": providers})}
+    )
+    async with api_client(config, store, now) as (client, _):
+        answer = await client.post(f"/v1/sms/aliyun/{ALIYUN_HOOK}/report", json=[])
+        assert answer.status == 404
+        assert (await answer.json())["error"] == "no aliyun provider has a callback_secret"
+        tencent = await client.post(f"/v1/sms/tencent/{TENCENT_HOOK}/status", json=[])
+    assert tencent.status == 400  # still open, and an empty push is no push
+
+
+async def test_the_routes_need_no_bearer_token_but_the_rest_of_v1_still_does(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    now = Now()
+    async with api_client(settings(tmp_path, store_url), store, now) as (client, _):
+        assert (await client.get("/v1/sms/held")).status == 401
+        assert (await client.post("/v1/sms/aliyun/x/unknown", json=[])).status == 404
