@@ -13,9 +13,16 @@ from dialer.config import load_settings
 from dialer.messaging.providers import build_provider_stack
 from dialer.messaging.service import dispatcher_for
 from dialer.store import OutboxStore, Store
-from tests.fakes.sms_stand_in import DEMO_ENV, demo_config, stand_in, template_code
+from tests.fakes.sms_stand_in import (
+    DEMO_ENV,
+    delivery_report,
+    demo_config,
+    report_path,
+    stand_in,
+    template_code,
+)
 from tests.integration.mainland_support import real_now
-from tests.integration.sms_support import sms_service
+from tests.integration.sms_support import api_client, message_row, sms_service
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "example.yaml"
@@ -39,8 +46,8 @@ async def test_the_demo_sends_its_order_events_through_the_stand_in(
             written.unlink()
         assert settings.notifications.primary == provider
         now = real_now()
-        status, answer = await sms_service(settings, store, now=now).accept_event(SHIPPED)
-        assert status == 202, answer
+        status, answer_body = await sms_service(settings, store, now=now).accept_event(SHIPPED)
+        assert status == 202, answer_body
         stack = await build_provider_stack(settings.notifications)
         try:
             sender = dispatcher_for(settings, OutboxStore(store), stack.notifier, now=now)
@@ -53,3 +60,15 @@ async def test_the_demo_sends_its_order_events_through_the_stand_in(
     values = sent.params if provider == "tencent" else list(sent.params.values())
     assert SHIPPED["order_id"] in values
     assert fake.signature_failures == 0
+    # the stand-in's delivery report, pushed as the demo pushes it, is taken by the daemon
+    async with api_client(settings, store, now) as (client, _):
+        answer = await client.post(report_path(provider), json=delivery_report(provider, sent))
+        assert answer.status == 200
+    row = await message_row(store, answer_id(answer_body))
+    assert row["status"] == "delivered"
+
+
+def answer_id(answer: dict[str, object]) -> int:
+    message = answer["message"]
+    assert isinstance(message, dict)
+    return int(message["id"])
