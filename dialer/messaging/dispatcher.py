@@ -263,9 +263,15 @@ class Dispatcher:
                 found = await find_sent(
                     self.lookups, outbound, since=message.ambiguous_since, now=self.now()
                 )
-                if found is not None:
-                    log.info("sms.found_after_timeout", provider=found.provider)
+                if found is not None:  # sent already; a delivery it knows of counts too
+                    log.info(
+                        "sms.found_after_timeout", provider=found.provider, status=found.status
+                    )
                     await self._sent(message, found)
+                    if found.status == "delivered":
+                        await self.outbox.record_delivery_status(
+                            status="delivered", now=self.now(), message_id=message.id
+                        )
                     return
             if await self._held(message):
                 return
