@@ -124,7 +124,9 @@ def real_now() -> Now:
 
 
 @contextlib.asynccontextmanager
-async def dispatcher(settings: Settings, store: Store, now: Now) -> AsyncIterator[Dispatcher]:
+async def dispatcher(
+    settings: Settings, store: Store, now: Now, *, owner: str | None = None
+) -> AsyncIterator[Dispatcher]:
     """A dispatcher on a fresh provider stack (a new process's: no memory of earlier sends),
     its in-process backoffs recorded instead of slept."""
     clock = FakeClock()  # the backoffs and the account's pauses run on it, in no real time
@@ -133,7 +135,11 @@ async def dispatcher(settings: Settings, store: Store, now: Now) -> AsyncIterato
     )
     try:
         yield dispatcher_for(
-            settings, OutboxStore(store), stack.notifier, now=now, lookups=stack.lookups
+            settings,
+            OutboxStore(store, owner=owner),
+            stack.notifier,
+            now=now,
+            lookups=stack.lookups,
         )
     finally:
         await stack.notifier.close()
