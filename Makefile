@@ -8,6 +8,7 @@ PYTHON  ?= python3
 CONFIG  ?= config/example.yaml
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
+SMS     ?=
 
 .PHONY: help venv demo test fuzz lint format bench lab-start lab-stop lab-status postgres chromium docs lock clean
 
@@ -24,8 +25,8 @@ $(INSTALLED): pyproject.toml requirements.lock
 
 venv: $(INSTALLED)  ## create the virtual environment and install from the lock
 
-demo: venv  ## run the daemon against the lab PBX (started and stopped for you); Ctrl-C ends it
-	scripts/demo $(CONFIG)
+demo: venv  ## run the daemon against the lab PBX (started and stopped for you); SMS=aliyun|tencent: SMS through that provider's stand-in; Ctrl-C ends it
+	SMS=$(SMS) scripts/demo $(CONFIG)
 
 test: lint postgres chromium  ## lint, type-check, then the whole suite against the lab PBX, PostgreSQL, a browser
 	scripts/with-lab-pbx $(BIN)/pytest $(PYTEST_ARGS)

@@ -139,6 +139,12 @@ class Metrics:
             ["stage", "provider"],
             registry=r,
         )
+        self.sms_held = Counter(
+            "outreach_sms_held",
+            "Messages held to the next day by the daily limit per number (sent then).",
+            ["stage"],
+            registry=r,
+        )
         self.sms_dead = Counter(
             "outreach_sms_dead",
             "Messages given up on (dead letters).",

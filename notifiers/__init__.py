@@ -30,6 +30,7 @@ from notifiers.aliyun_receipts import (
 from notifiers.aliyun_receipts import (
     delivery_failure_is_transient as aliyun_delivery_failure_is_transient,
 )
+from notifiers.backoff import AccountBackoffNotifier
 from notifiers.base import (
     Encoding,
     Notifier,
@@ -123,6 +124,7 @@ __all__ = [
     "TENCENT_DELIVERY_FAILURES",
     "TENCENT_ERRORS",
     "TWILIO_DELIVERY_FAILURES",
+    "AccountBackoffNotifier",
     "AliyunSmsNotifier",
     "Classifier",
     "DeliveryReceipt",

@@ -47,7 +47,9 @@ class OutboundSms:
     `status_callback_url` asks a provider that supports it (Twilio) to report delivery there;
     `extra` holds more named values a generic gateway's body template may use (`order_id`,
     `stage`); `template` is the approved provider template a template-only provider sends
-    instead of `body` (Aliyun, Tencent Cloud); the others ignore it."""
+    instead of `body` (Aliyun, Tencent Cloud); the others ignore it. `provider_templates` holds
+    one per provider name, when providers of a fallback chain hold different templates: a
+    template-only notifier takes the one under its own `name` first, else `template`."""
 
     message_id: str
     to: str
@@ -55,6 +57,11 @@ class OutboundSms:
     status_callback_url: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict, hash=False)
     template: ProviderTemplate | None = None
+    provider_templates: Mapping[str, ProviderTemplate] = field(default_factory=dict, hash=False)
+
+    def template_for(self, provider: str) -> ProviderTemplate | None:
+        """The template provider `provider` (a notifier's name) sends."""
+        return self.provider_templates.get(provider, self.template)
 
 
 @dataclass(frozen=True)

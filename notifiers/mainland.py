@@ -115,8 +115,9 @@ def check_template(
     max_param_chars: int | None,
     allow_empty: bool,
 ) -> ProviderTemplate:
-    """The message's template, checked as the module docstring says."""
-    template = message.template
+    """The message's template for `provider` (`OutboundSms.template_for`), checked as the
+    module docstring says."""
+    template = message.template_for(provider)
     if template is None or not template.code:
         raise PermanentError(
             f"{provider} sends only approved templates: message {message.message_id} carries "

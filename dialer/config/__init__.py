@@ -17,10 +17,19 @@ from dialer.config.notifications import (
     DispatcherSettings,
     NotificationRetry,
     Notifications,
+    ProviderStageTemplate,
     QuietHours,
     Stage,
 )
-from dialer.config.providers import HttpProvider, OutboxProvider, Provider, TwilioProvider
+from dialer.config.providers import (
+    TEMPLATE_ONLY_TYPES,
+    AliyunProvider,
+    HttpProvider,
+    OutboxProvider,
+    Provider,
+    TencentProvider,
+    TwilioProvider,
+)
 from dialer.config.sections import AmiSettings, ApiSettings, LoggingSettings, StoreSettings
 from dialer.config.settings import Settings, load_settings, parse_settings
 from dialer.config.values import TEMPLATE_PLACEHOLDERS, TimeRange
@@ -29,7 +38,9 @@ from dialer.config.yaml_file import ConfigError, ConfigIssue
 
 __all__ = [
     "KINDS",
+    "TEMPLATE_ONLY_TYPES",
     "TEMPLATE_PLACEHOLDERS",
+    "AliyunProvider",
     "AmiSettings",
     "ApiSettings",
     "Campaign",
@@ -43,6 +54,7 @@ __all__ = [
     "Notifications",
     "OutboxProvider",
     "Provider",
+    "ProviderStageTemplate",
     "QueueDestination",
     "QuietHours",
     "RefusalCallbackCampaign",
@@ -50,6 +62,7 @@ __all__ = [
     "Settings",
     "Stage",
     "StoreSettings",
+    "TencentProvider",
     "TimeRange",
     "TwilioProvider",
     "VipCampaign",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import time
+from typing import Annotated
 
 from pydantic import (
     Field,
@@ -13,11 +14,15 @@ from dialer.config.base import (
     Section,
 )
 from dialer.config.providers import (
+    TEMPLATE_ONLY_TYPES,
     Provider,
 )
 from dialer.config.values import (
     Count,
+    Integer,
     MessageTemplate,
+    OneLine,
+    ParamTemplate,
     Seconds,
     Slug,
     TimeZoneName,
@@ -77,6 +82,19 @@ class QuietHours(Section):
         return self
 
 
+class ProviderStageTemplate(Section):
+    """A stage's template approved at one provider, and how its variables are filled."""
+
+    template_code: Annotated[OneLine, Field(min_length=1)]
+    """The provider's id of the template: Aliyun's TemplateCode (SMS_...), Tencent's
+    TemplateId."""
+    template_params: dict[Annotated[OneLine, Field(min_length=1)], ParamTemplate] = Field(
+        default_factory=dict
+    )
+    """Variable -> value, a str.format text over the stage placeholders, e.g.
+    {order: "{order_id}"}; in the template's order (Tencent sends them by position)."""
+
+
 class Stage(Section):
     """The SMS sent when an order reaches a stage, and the call that stage may start."""
 
@@ -91,6 +109,9 @@ class Stage(Section):
     """Campaign the customer is added to, with the order as context."""
     only_vip: bool = False
     """Add only VIP customers to the campaign (the SMS still goes to everyone)."""
+    provider_templates: dict[Slug, ProviderStageTemplate] = Field(default_factory=dict)
+    """Provider name -> its approved template for this stage: required for every aliyun or
+    tencent provider in use (primary, fallback); the outbox and status page show `template`."""
 
     @model_validator(mode="after")
     def _check_flags(self) -> Stage:
@@ -127,6 +148,13 @@ class Notifications(Section):
     """Text of {opt_out_hint}."""
     stages: dict[Slug, Stage] = Field(default_factory=dict)
     """Stage -> message; a stage not listed sends nothing."""
+    daily_limit_per_number: Count | None = None
+    """Messages one number is sent per day, at most (the providers' own caps are per number
+    and day); a message past it is held to the next day, never dropped. null: no limit."""
+    daily_limit_urgent_reserve: Annotated[Integer, Field(ge=0)] = 0
+    """Of daily_limit_per_number, how many only urgent stages may use."""
+    daily_limit_timezone: TimeZoneName = "Asia/Shanghai"
+    """Where the day of daily_limit_per_number begins (the providers count Beijing days)."""
 
     @model_validator(mode="after")
     def _check_providers(self) -> Notifications:
@@ -138,6 +166,39 @@ class Notifications(Section):
             found.append((("fallback",), f"unknown provider {self.fallback!r}; defined: {known}"))
         elif self.fallback == self.primary:
             found.append((("fallback",), "must differ from primary"))
+        if self.daily_limit_per_number is None and self.daily_limit_urgent_reserve:
+            found.append((("daily_limit_urgent_reserve",), "needs daily_limit_per_number"))
+        elif (
+            self.daily_limit_per_number is not None
+            and self.daily_limit_urgent_reserve >= self.daily_limit_per_number
+        ):
+            message = "must be less than daily_limit_per_number (non-urgent stages get the rest)"
+            found.append((("daily_limit_urgent_reserve",), message))
+        found.extend(self._template_problems())
         if found:
             raise problem(*found)
         return self
+
+    def _template_problems(self) -> list[tuple[KeyPath, str]]:
+        """Every stage has a template at each template-only provider in use; no stage names a
+        provider that is not defined."""
+        found: list[tuple[KeyPath, str]] = []
+        in_use = [name for name in (self.primary, self.fallback) if name in self.providers]
+        needing = [name for name in in_use if self.providers[name].type in TEMPLATE_ONLY_TYPES]
+        for stage_name, stage in self.stages.items():
+            for name in stage.provider_templates:
+                if name not in self.providers:
+                    where: KeyPath = ("stages", stage_name, "provider_templates", name)
+                    found.append((where, f"unknown provider {name!r}"))
+            for name in needing:
+                if name not in stage.provider_templates:
+                    kind = self.providers[name].type
+                    key = "provider_templates" if stage.provider_templates else "template"
+                    found.append(
+                        (
+                            ("stages", stage_name, key),
+                            f"no template_code for provider {name!r}: {kind} sends only "
+                            f"approved templates; add provider_templates.{name}",
+                        )
+                    )
+        return found

@@ -154,6 +154,8 @@ Priority = Annotated[Integer, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
 """A contact's dialling priority (higher first); stored as a 32-bit integer."""
 MessageTemplate = Annotated[str, Field(min_length=1), _template(TEMPLATE_PLACEHOLDERS)]
 GatewayTemplate = Annotated[str, _template(GATEWAY_PLACEHOLDERS)]
+ParamTemplate = Annotated[str, _template(TEMPLATE_PLACEHOLDERS)]
+"""A provider template variable's value: a str.format text over the stage placeholders."""
 Upper = BeforeValidator(_upper)
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "error_response",
     "make_web_app",
     "mark_public",
+    "mark_public_prefix",
     "read_json",
     "token_matches",
     "unprocessable",
@@ -175,16 +176,28 @@ def body_size_limit(max_body_bytes: int) -> Middleware:
 
 
 PUBLIC_ROUTE_KEY = web.AppKey("public_paths", set[str])
+PUBLIC_PREFIX_KEY = web.AppKey("public_prefixes", set[str])
 
 
 def _is_public(request: web.Request) -> bool:
-    """Routes authenticated another way (Twilio's signed callbacks) are listed as public."""
-    return request.path in request.app[PUBLIC_ROUTE_KEY]
+    """Routes authenticated another way (Twilio's signed callbacks; the secret in the path of
+    Aliyun's and Tencent's) are listed as public."""
+    if request.path in request.app[PUBLIC_ROUTE_KEY]:
+        return True
+    return any(request.path.startswith(prefix) for prefix in request.app[PUBLIC_PREFIX_KEY])
 
 
 def mark_public(app: web.Application, path: str) -> None:
     """Exempt `path` from the bearer token (it must check its own signature)."""
     app[PUBLIC_ROUTE_KEY].add(path)
+
+
+def mark_public_prefix(app: web.Application, prefix: str) -> None:
+    """Exempt every path under `prefix` (ending in "/") from the bearer token (its routes must
+    check their own secret)."""
+    if not prefix.endswith("/"):
+        raise ValueError(f"a public prefix ends with '/': {prefix!r}")
+    app[PUBLIC_PREFIX_KEY].add(prefix)
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -253,6 +266,7 @@ def make_web_app(
         ],
     )
     app[PUBLIC_ROUTE_KEY] = set()
+    app[PUBLIC_PREFIX_KEY] = set()
     app[BODY_TIMEOUT_KEY] = body_timeout_s
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", make_readyz(probe))

@@ -11,8 +11,12 @@
   in. Answers empty TwiML.
 - Both act once per callback (its `MessageSid`; with the status for a delivery report): a
   signed callback replayed later answers the same and changes nothing (`SmsService`).
+- `/v1/sms/aliyun/{secret}/...` and `/v1/sms/tencent/{secret}/...`: the mainland providers'
+  reports and replies (`dialer.http.cloud_sms`).
 - `GET /v1/sms/dead` (`?limit=N`, newest first) and `POST /v1/sms/dead/{id}/replay` (bearer
   token): dead letters.
+- `GET /v1/sms/held` (bearer token, `?limit=N`): messages the daily limit per number holds
+  back until the next day (`notifications.daily_limit_per_number`), the soonest released first.
 - `GET /v1/sms/funnel` (bearer token): per order stage, how many messages are in each status
   now; the configured stages first (also those with no message yet), in config order.
 
@@ -29,6 +33,7 @@ from aiohttp import web
 
 from dialer.config import TwilioProvider
 from dialer.http.bodies import parse_id, read_form, read_json
+from dialer.http.cloud_sms import add_cloud_sms_routes
 from dialer.http.event_batches import answer_batch
 from dialer.http.server import error_response, mark_public, unprocessable
 from dialer.logs import get_logger, mask_phone
@@ -55,10 +60,12 @@ def add_sms_routes(app: web.Application, service: SmsService, reports: Store) ->
     app.router.add_post(STATUS_PATH, routes.twilio_status)
     app.router.add_post(INBOUND_PATH, routes.twilio_inbound)
     app.router.add_get("/v1/sms/dead", routes.list_dead)
+    app.router.add_get("/v1/sms/held", routes.list_held)
     app.router.add_post("/v1/sms/dead/{id}/replay", routes.replay_dead)
     app.router.add_get("/v1/sms/funnel", routes.funnel)
     mark_public(app, STATUS_PATH)
     mark_public(app, INBOUND_PATH)
+    add_cloud_sms_routes(app, service)
 
 
 class _Routes:
@@ -128,16 +135,28 @@ class _Routes:
         )
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
+    async def list_held(self, request: web.Request) -> web.Response:
+        limit = _limit(request)
+        if isinstance(limit, web.Response):
+            return limit
+        held = await sms_reports.list_held(self.reports, now=self.service.now(), limit=limit)
+        items = [
+            {
+                "id": message.id,
+                "order_id": message.order_id,
+                "stage": message.stage,
+                "phone": mask_phone(message.phone),
+                "held_until": message.held_until.isoformat(),
+                "reason": message.reason,
+            }
+            for message in held
+        ]
+        return web.json_response({"held": items})
+
     async def list_dead(self, request: web.Request) -> web.Response:
-        raw_limit = request.rel_url.query.get("limit", str(DEAD_LIMIT_MAX))
-        limit = parse_id(raw_limit)
-        if limit is None or not 1 <= limit <= DEAD_LIMIT_MAX:
-            return error_response(
-                422,
-                f"limit must be a whole number from 1 to {DEAD_LIMIT_MAX}",
-                field="limit",
-                limit=raw_limit,
-            )
+        limit = _limit(request)
+        if isinstance(limit, web.Response):
+            return limit
         dead = await sms_reports.list_dead(self.reports, limit=limit)
         items: list[dict[str, Any]] = [
             {
@@ -172,3 +191,17 @@ class _Routes:
         if not await self.service.replay_dead(message_id):
             return error_response(404, f"no dead message {message_id}", field="id")
         return web.json_response({"id": message_id, "status": "queued"})
+
+
+def _limit(request: web.Request) -> int | web.Response:
+    """The `?limit=N` of a listing (default and at most DEAD_LIMIT_MAX), or its 422."""
+    raw_limit = request.rel_url.query.get("limit", str(DEAD_LIMIT_MAX))
+    limit = parse_id(raw_limit)
+    if limit is None or not 1 <= limit <= DEAD_LIMIT_MAX:
+        return error_response(
+            422,
+            f"limit must be a whole number from 1 to {DEAD_LIMIT_MAX}",
+            field="limit",
+            limit=raw_limit,
+        )
+    return limit

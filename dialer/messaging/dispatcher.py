@@ -5,7 +5,10 @@ One message goes like this:
 1. claimed: marked `sending` (attempts + 1) in its own transaction, BEFORE the provider call,
    so a crash mid-send leaves a visible `sending` row (`Outbox.claim_due`);
 2. checked again: a number that opted out since it was queued is not sent to (dead,
-   `opted_out`); a message older than `max_age_s` is dead (`expired`);
+   `opted_out`); a message older than `max_age_s` is dead (`expired`); a message whose earlier
+   send went unanswered (`ambiguous_since`) is looked up at the providers that can tell
+   (`dialer.messaging.lookups`): found, it is recorded sent and not sent again; a number
+   that had its daily limit is held to the next day (`dialer.messaging.limits`);
 3. sent through the notifier (in-process retries, rate limit and fallback live there:
    `dialer.messaging.providers.build_notifier`);
 4. its outcome saved, shielded from cancellation (the outcomes that arrive together are
@@ -17,9 +20,9 @@ One message goes like this:
 `start()` settles the rows a crash left `sending`: back to queued, due now (log
 `sms.resend_after_crash`); with several workers, those of this worker's earlier life and of dead
 workers, and `take_over()` does the same at each heartbeat for workers found dead since, never
-before their lease ran out. Twilio has no idempotency key, so a message the provider took just
-before the crash goes out twice; that window (between the provider's answer and our write) is
-the only place a duplicate can come from.
+before their lease ran out. Such a row, like one whose send timed out, is `ambiguous_since`:
+Aliyun and Tencent are asked before it goes again; Twilio (no idempotency key, no lookup) may
+send it twice.
 
 `run(stop)` works until `stop` is set, then claims nothing more and lets the sends in flight
 finish (the daemon cancels it after its grace period). `run_until_idle()` (for tests, arq's
@@ -29,18 +32,26 @@ burst mode) sends everything due now and returns how many messages it handled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dialer.clock import Clock, Sleep
 from dialer.health import Health, StoreUnavailable
 from dialer.logs import bind_context, get_logger, unbind_context
-from dialer.messaging.group_commit import GroupCommit
+from dialer.messaging.group_commit import GroupCommit, shielded
+from dialer.messaging.limits import DailyLimit, NumberTurns
+from dialer.messaging.lookups import SentLookup, find_sent
 from dialer.messaging.ports import ClaimedMessage, MessageOutcome, Outbox
 from dialer.metrics import NO_PROVIDER, Metrics
-from notifiers import Notifier, OutboundSms, PermanentError, TransientError
+from notifiers import (
+    Notifier,
+    OutboundSms,
+    PermanentError,
+    ProviderTemplate,
+    SendResult,
+    TransientError,
+)
 
 __all__ = ["Dispatcher", "RetryPolicy"]
 
@@ -85,6 +96,8 @@ class Dispatcher:
         metrics: Metrics | None = None,
         health: Health | None = None,
         sleep: Sleep = asyncio.sleep,
+        lookups: Sequence[SentLookup] = (),
+        daily_limit: DailyLimit | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, not {concurrency!r}")
@@ -95,6 +108,9 @@ class Dispatcher:
         self.concurrency = concurrency
         self.poll_interval_s = poll_interval_s
         self.status_callback_url = status_callback_url
+        self.lookups = tuple(lookups)
+        self.daily_limit = daily_limit
+        self._turns = NumberTurns()
         self.counters = Counters()
         self.metrics = metrics or Metrics()
         self.guard = (health or Health(now=now)).guard("dispatcher", sleep)
@@ -224,14 +240,41 @@ class Dispatcher:
         if self._too_old(message, self.now()):
             await self._dead(message, "expired", "older than max_age_s before it was sent", None)
             return
+        if self.daily_limit is None:
+            await self._deliver(message)
+            return
+        async with self._turns.turn(message.phone):  # what it had today is counted exactly
+            await self._deliver(message)
+
+    async def _deliver(self, message: ClaimedMessage) -> None:
         outbound = OutboundSms(
             message_id=f"msg-{message.id}",
             to=message.phone,
             body=message.body,
             status_callback_url=self._callback_url(message.id),
             extra={"order_id": message.order_id, "stage": message.stage},
+            provider_templates={
+                name: ProviderTemplate(template.code, template.params)
+                for name, template in message.templates.items()
+            },
         )
         try:
+            if message.ambiguous_since is not None and self.lookups:
+                found = await find_sent(
+                    self.lookups, outbound, since=message.ambiguous_since, now=self.now()
+                )
+                if found is not None:  # sent already; a delivery it knows of counts too
+                    log.info(
+                        "sms.found_after_timeout", provider=found.provider, status=found.status
+                    )
+                    await self._sent(message, found)
+                    if found.status == "delivered":
+                        await self.outbox.record_delivery_status(
+                            status="delivered", now=self.now(), message_id=message.id
+                        )
+                    return
+            if await self._held(message):
+                return
             result = await self.notifier.send(outbound)
         except PermanentError as exc:
             log.warning("sms.send_failed", error=exc.message, code=exc.code, reason=exc.reason)
@@ -249,22 +292,38 @@ class Dispatcher:
             )
             await self._retry(message, exc)
         else:
-            sent = MessageOutcome(
-                "sent",
-                message.id,
-                self.now(),
-                provider=result.provider,
-                provider_message_id=result.provider_message_id,
-            )
-            await self._record(sent)
-            self.counters.sent += 1
-            self.metrics.sms_sent.labels(stage=message.stage, provider=result.provider).inc()
-            log.info(
-                "sms.sent",
-                provider=result.provider,
-                provider_message_id=result.provider_message_id,
-                attempts=message.attempts,
-            )
+            await self._sent(message, result)
+
+    async def _sent(self, message: ClaimedMessage, result: SendResult) -> None:
+        sent = MessageOutcome(
+            "sent",
+            message.id,
+            self.now(),
+            provider=result.provider,
+            provider_message_id=result.provider_message_id,
+        )
+        await self._record(sent)
+        self.counters.sent += 1
+        self.metrics.sms_sent.labels(stage=message.stage, provider=result.provider).inc()
+        log.info(
+            "sms.sent",
+            provider=result.provider,
+            provider_message_id=result.provider_message_id,
+            attempts=message.attempts,
+        )
+
+    async def _held(self, message: ClaimedMessage) -> bool:
+        """Hold `message` to the next day when its number had what its stage may use today."""
+        if self.daily_limit is None:
+            return False
+        now = self.now()
+        hold = await self.daily_limit.hold(self.outbox, message, now=now)
+        if hold is None:
+            return False
+        await self._record(MessageOutcome("hold", message.id, now, at=hold.until, error=hold.why))
+        self.metrics.sms_held.labels(stage=message.stage).inc()
+        log.info("sms.held", sent_today=hold.sent_today, until=hold.until.isoformat())
+        return True
 
     async def _retry(self, message: ClaimedMessage, exc: TransientError) -> None:
         now = self.now()
@@ -280,7 +339,13 @@ class Dispatcher:
             )
             return
         retry = MessageOutcome(
-            "retry", message.id, now, at=due, error=exc.message, code=_code(exc.code)
+            "retry",
+            message.id,
+            now,
+            at=due,
+            error=exc.message,
+            code=_code(exc.code),
+            ambiguous=exc.ambiguous,
         )
         await self._record(retry)
         self.counters.retried += 1
@@ -315,7 +380,7 @@ class Dispatcher:
         `sending` and is settled at the next start)."""
         while True:
             try:
-                await _shielded(self._outcomes.enqueue(outcome))
+                await shielded(self._outcomes.enqueue(outcome))
             except StoreUnavailable as exc:
                 await self.guard.failed(exc)
             else:
@@ -333,16 +398,3 @@ class Dispatcher:
 
 def _code(code: int | str | None) -> str | None:
     return None if code is None else str(code)
-
-
-async def _shielded(write: Awaitable[object]) -> None:
-    """Save an outcome even when the dispatcher is being cancelled: the provider already acted.
-    The cancellation is passed on once the write is done. (`write` is a future of the outcome
-    writer, or any awaitable.)"""
-    task = asyncio.ensure_future(write)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await task
-        raise

@@ -16,6 +16,7 @@ goes in the next batch, so the batches grow exactly when the store is the bottle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -95,3 +96,16 @@ class GroupCommit(Generic[Item, Result]):
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+
+async def shielded(write: Awaitable[object]) -> None:
+    """Save an outcome even when the caller is being cancelled: the provider already acted.
+    The cancellation is passed on once the write is done. (`write` is a future of the outcome
+    writer, or any awaitable.)"""
+    task = asyncio.ensure_future(write)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise

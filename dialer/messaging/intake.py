@@ -44,7 +44,7 @@ from dialer.messaging.ports import (
     StageContact,
     StoredEvent,
 )
-from dialer.messaging.templates import quiet_hours_end, render
+from dialer.messaging.templates import quiet_hours_end, render, render_provider_templates
 from dialer.metrics import Metrics
 from notifiers import segments
 
@@ -228,9 +228,17 @@ class Intake:
             customer_name=event.customer.name,
             data=event.data,
         )
+        templates = render_provider_templates(
+            stage,
+            notifications,
+            stage=event.stage,
+            order_id=event.order_id,
+            customer_name=event.customer.name,
+            data=event.data,
+        )
         encoding, parts = segments(body)
         held_until = None if stage.urgent else quiet_hours_end(now, notifications.quiet_hours)
-        message = NewMessage(event.phone.e164, body, parts, held_until or now)
+        message = NewMessage(event.phone.e164, body, parts, held_until or now, templates)
         return message, None, encoding
 
     def _contacts(self, event: Event) -> list[StageContact]:

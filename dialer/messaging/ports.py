@@ -14,7 +14,7 @@ A message row moves through these statuses::
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -34,6 +34,7 @@ __all__ = [
     "Outbox",
     "OutcomeKind",
     "StageContact",
+    "StageTemplate",
     "StoredEvent",
 ]
 
@@ -60,11 +61,21 @@ class StoredEvent:
 
 
 @dataclass(frozen=True)
+class StageTemplate:
+    """A stage's template approved at one provider (`code`) and its variables, filled."""
+
+    code: str
+    params: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class NewMessage:
     phone: str
     body: str
     segments: int
     next_attempt_at: datetime
+    templates: Mapping[str, StageTemplate] = field(default_factory=dict)
+    """Provider name -> its template, for the providers that send only templates."""
 
 
 @dataclass(frozen=True)
@@ -131,18 +142,24 @@ class ClaimedMessage:
     body: str
     attempts: int
     age_from: datetime
-    """When `max_age_s` started counting: queued, or replayed from the dead letters."""
+    """When `max_age_s` started counting: queued, replayed from the dead letters, or released
+    from a daily-limit hold."""
     opted_out: bool
+    templates: Mapping[str, StageTemplate] = field(default_factory=dict)
+    ambiguous_since: datetime | None = None
+    """An earlier send may have reached a provider unanswered (from then on): look it up
+    before sending again."""
 
 
-OutcomeKind = Literal["sent", "retry", "dead"]
+OutcomeKind = Literal["sent", "retry", "dead", "hold"]
 
 
 @dataclass(frozen=True)
 class MessageOutcome:
     """What became of one claimed message: `sent` (with the provider and its id), `retry` (due
-    again at `at`) or `dead` (`error` starts with the reason; with `opt_out_phone`, that number
-    is opted out too)."""
+    again at `at`; `ambiguous`: the provider may have taken it), `dead` (`error` starts with
+    the reason; with `opt_out_phone`, that number is opted out too) or `hold` (the daily limit
+    per number: queued again until `at`, the try not counted, its age counted from `at`)."""
 
     kind: OutcomeKind
     message_id: int
@@ -153,6 +170,7 @@ class MessageOutcome:
     error: str | None = None
     code: str | None = None
     opt_out_phone: str | None = None
+    ambiguous: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,6 +201,10 @@ class Outbox(Protocol):
     async def record_outcomes(self, outcomes: Sequence[MessageOutcome]) -> None:
         """The outcomes of many claimed messages, in one transaction."""
 
+    async def sent_today(self, phone: str, *, since: datetime, besides: int) -> int:
+        """Messages to `phone` sent since `since`, or being sent now with a lower id than
+        message `besides` (the daily limit per number)."""
+
     def fails_alone(self, exc: Exception) -> bool:
         """As `EventRepository.fails_alone`."""
 
@@ -194,8 +216,10 @@ class Outbox(Protocol):
         message_id: int | None = None,
         provider_message_id: str | None = None,
         error_code: str | None = None,
+        phone: str | None = None,
     ) -> DeliveryReport | None:
-        """A delivery report; the status only moves forward. None: no row moved."""
+        """A delivery report; the status only moves forward; with `phone`, only a message to
+        that number. None: no row moved."""
 
     async def after_delivery_failure(
         self,

@@ -8,12 +8,22 @@ its config model in `dialer.config.providers`, and one entry here.
 session is bound to it)::
 
     Fallback(                                  only when `fallback` is configured
-      Retrying(RateLimited(primary,  bucket)), in_process_attempts within in_process_max_s
-      Retrying(RateLimited(fallback, bucket)))
+      Retrying(AccountBackoff(RateLimited(primary,  bucket))),  in_process_attempts within
+      Retrying(AccountBackoff(RateLimited(fallback, bucket))))  in_process_max_s
+
+`AccountBackoff` (`notifiers.backoff`, for the kinds whose `account_backoff` is set: Aliyun and
+Tencent): after the provider's account-level throttling with a wait (`Throttling.User`,
+`RequestLimitExceeded`, an app's daily cap), every message through it waits or goes to the
+fallback, not only the one refused. Twilio's 429 keeps delaying its own message only.
 
 Each provider has its own `SendWindow` (`messages_per_second`, a cap over every second, held
 also right after a restart). `sleep` and `clock` are injectable, so tests never wait through a
 backoff or a rate limit.
+
+`build_provider_stack` also returns the providers that can say whether they already took a
+message (`SentLookup`: Aliyun's QuerySendDetails by OutId, Tencent's
+PullSmsSendStatusByPhoneNumber by SessionContext), which the dispatcher asks before sending
+again a message whose earlier send went unanswered. Twilio and the HTTP gateway cannot.
 """
 
 from __future__ import annotations
@@ -26,16 +36,20 @@ from typing import Any
 
 from dialer.clock import Sleep
 from dialer.config import (
+    AliyunProvider,
     HttpProvider,
     Notifications,
     OutboxProvider,
     Provider,
     Settings,
+    TencentProvider,
     TwilioProvider,
 )
 from dialer.logs import get_logger
+from dialer.messaging.lookups import SentLookup
 from dialer.metrics import Metrics
 from notifiers import (
+    AccountBackoffNotifier,
     FallbackNotifier,
     HttpGatewayNotifier,
     Notifier,
@@ -46,10 +60,20 @@ from notifiers import (
     SendResult,
     SendWindow,
     TwilioNotifier,
+    aliyun_delivery_failure_is_transient,
+    tencent_delivery_failure_is_transient,
     twilio_delivery_failure_is_transient,
 )
 
-__all__ = ["PROVIDERS", "ProviderKind", "TimedNotifier", "build_notifier", "make_provider"]
+__all__ = [
+    "PROVIDERS",
+    "ProviderKind",
+    "ProviderStack",
+    "TimedNotifier",
+    "build_notifier",
+    "build_provider_stack",
+    "make_provider",
+]
 
 log = get_logger(__name__)
 
@@ -89,6 +113,42 @@ def _http(name: str, provider: HttpProvider) -> Notifier:
     )
 
 
+def _aliyun(name: str, provider: AliyunProvider) -> Notifier:
+    from notifiers import AliyunSmsNotifier  # the SDK loads only when one is configured
+
+    return AliyunSmsNotifier(
+        access_key_id=provider.access_key_id.get_secret_value(),
+        access_key_secret=provider.access_key_secret.get_secret_value(),
+        sign_name=provider.sign_name,
+        region_id=provider.region,
+        endpoint=provider.endpoint,
+        protocol=provider.protocol,
+        connect_timeout_s=provider.connect_timeout_s,
+        read_timeout_s=provider.timeout_s,
+        max_workers=provider.pool_size,
+        max_param_chars=provider.max_param_chars,
+        name=name,
+    )
+
+
+def _tencent(name: str, provider: TencentProvider) -> Notifier:
+    from notifiers import TencentSmsNotifier  # the SDK loads only when one is configured
+
+    return TencentSmsNotifier(
+        secret_id=provider.secret_id.get_secret_value(),
+        secret_key=provider.secret_key.get_secret_value(),
+        sdk_app_id=provider.sdk_app_id,
+        sign_name=provider.sign_name,
+        region=provider.region,
+        endpoint=provider.endpoint,
+        protocol=provider.protocol,
+        timeout_s=provider.timeout_s,
+        max_workers=provider.pool_size,
+        max_param_chars=provider.max_param_chars,
+        name=name,
+    )
+
+
 def _no_delivery_reports(_: str) -> bool:
     return False
 
@@ -101,12 +161,16 @@ class ProviderKind:
 
     make: Callable[[str, Any], Notifier]
     delivery_failure_is_transient: Callable[[str], bool] = _no_delivery_reports
+    account_backoff: bool = False
+    """Its account-level throttling pauses every send through it (`notifiers.backoff`)."""
 
 
 PROVIDERS: Mapping[str, ProviderKind] = {
     "outbox": ProviderKind(_outbox),
     "twilio": ProviderKind(_twilio, twilio_delivery_failure_is_transient),
     "http": ProviderKind(_http),
+    "aliyun": ProviderKind(_aliyun, aliyun_delivery_failure_is_transient, account_backoff=True),
+    "tencent": ProviderKind(_tencent, tencent_delivery_failure_is_transient, account_backoff=True),
 }
 """Config `type` -> what makes it work."""
 
@@ -138,6 +202,15 @@ class TimedNotifier:
         await self.inner.close()
 
 
+@dataclass(frozen=True)
+class ProviderStack:
+    """The notifier the dispatcher sends through, and the providers of it that can look up
+    what they took (primary first)."""
+
+    notifier: Notifier
+    lookups: tuple[SentLookup, ...]
+
+
 async def build_notifier(
     notifications: Notifications,
     *,
@@ -146,15 +219,34 @@ async def build_notifier(
     metrics: Metrics | None = None,
 ) -> Notifier:
     """The configured provider stack (see the module docstring). Call inside the loop."""
+    stack = await build_provider_stack(notifications, sleep=sleep, clock=clock, metrics=metrics)
+    return stack.notifier
+
+
+async def build_provider_stack(
+    notifications: Notifications,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    metrics: Metrics | None = None,
+) -> ProviderStack:
+    """The configured provider stack and its lookups. Call inside the loop."""
     retry = notifications.retry
     timed = metrics or Metrics()
+    lookups: list[SentLookup] = []
 
     async def layer(name: str) -> Notifier:
         provider = notifications.providers[name]
         rate = provider.messages_per_second
         bucket = SendWindow(rate, clock=clock, sleep=sleep)
+        sender = make_provider(name, provider)
+        if isinstance(sender, SentLookup):
+            lookups.append(sender)
+        limited: Notifier = RateLimitedNotifier(TimedNotifier(sender, timed), bucket)
+        if PROVIDERS[provider.type].account_backoff:
+            limited = AccountBackoffNotifier(limited, clock=clock)
         return RetryingNotifier(
-            RateLimitedNotifier(TimedNotifier(make_provider(name, provider), timed), bucket),
+            limited,
             attempts=retry.in_process_attempts,
             max_time_s=retry.in_process_max_s,
             initial_wait_s=min(0.5, retry.in_process_max_s),
@@ -165,12 +257,13 @@ async def build_notifier(
 
     primary = await layer(notifications.primary)
     if notifications.fallback is None:
-        return primary
+        return ProviderStack(primary, tuple(lookups))
     try:
-        return FallbackNotifier(primary, await layer(notifications.fallback))
+        both = FallbackNotifier(primary, await layer(notifications.fallback))
     except BaseException:
         await primary.close()
         raise
+    return ProviderStack(both, tuple(lookups))
 
 
 def status_callback_url(settings: Settings) -> str | None:

@@ -24,6 +24,8 @@ from dialer.health import Health
 from dialer.logs import get_logger
 from dialer.messaging.dispatcher import Dispatcher, RetryPolicy
 from dialer.messaging.intake import EventResult, Intake
+from dialer.messaging.limits import DailyLimit
+from dialer.messaging.lookups import SentLookup
 from dialer.messaging.ports import (
     CallbackId,
     CallbackLedger,
@@ -32,7 +34,7 @@ from dialer.messaging.ports import (
     OptOutRegistry,
     Outbox,
 )
-from dialer.messaging.providers import PROVIDERS, build_notifier, status_callback_url
+from dialer.messaging.providers import PROVIDERS, build_provider_stack, status_callback_url
 from dialer.messaging.replies import (
     FAILED_DELIVERY,
     after_delivery_failure,
@@ -61,6 +63,7 @@ def dispatcher_for(
     metrics: Metrics | None = None,
     health: Health | None = None,
     sleep: Sleep = asyncio.sleep,
+    lookups: Sequence[SentLookup] = (),
 ) -> Dispatcher:
     notifications = settings.notifications
     return Dispatcher(
@@ -78,6 +81,22 @@ def dispatcher_for(
         metrics=metrics,
         health=health,
         sleep=sleep,
+        lookups=lookups,
+        daily_limit=daily_limit_of(settings),
+    )
+
+
+def daily_limit_of(settings: Settings) -> DailyLimit | None:
+    """The daily limit per number the settings ask for (None: no limit)."""
+    notifications = settings.notifications
+    if notifications.daily_limit_per_number is None:
+        return None
+    return DailyLimit.of(
+        notifications.daily_limit_per_number,
+        notifications.daily_limit_urgent_reserve,
+        notifications.daily_limit_timezone,
+        (name for name, stage in notifications.stages.items() if stage.urgent),
+        notifications.quiet_hours,
     )
 
 
@@ -125,11 +144,14 @@ class SmsService:
             self.dispatcher.wake()
 
     async def reload(self, settings: Settings) -> dict[str, list[str]]:
-        """New stages, templates, quiet hours: for events accepted from now on."""
+        """New stages, templates, quiet hours: for events accepted from now on; the daily
+        limit per number for the messages sent from now on."""
         before = self.settings.notifications
         after = settings.notifications
         self.settings = settings
         self.intake.reconfigure(settings)
+        if self.dispatcher is not None:  # the daily limit per number applies from now on
+            self.dispatcher.daily_limit = daily_limit_of(settings)
         changed = [
             name
             for name in sorted({*before.stages, *after.stages})
@@ -138,22 +160,23 @@ class SmsService:
         return {"sms_stages_changed": changed}
 
     async def run(self, stop: asyncio.Event) -> None:
-        notifier = await build_notifier(
+        stack = await build_provider_stack(
             self.settings.notifications, sleep=self.sleep, metrics=self.metrics
         )
         try:
             self.dispatcher = dispatcher_for(
                 self.settings,
                 self.outbox,
-                notifier,
+                stack.notifier,
                 now=self.now,
                 metrics=self.metrics,
                 health=self.health,
                 sleep=self.sleep,
+                lookups=stack.lookups,
             )
             await self.dispatcher.run(stop)
         finally:
-            await notifier.close()
+            await stack.notifier.close()
 
     async def take_over(self, _dead_workers: Sequence[str] = ()) -> None:
         """A heartbeat (`dialer.workers.Membership`): messages left `sending` by dead workers
@@ -179,8 +202,10 @@ class SmsService:
         provider_message_id: str | None,
         error_code: str | None,
         callback: CallbackId | None = None,
+        phone: str | None = None,
     ) -> bool:
-        """A provider's delivery report; True when it moved a message forward."""
+        """A provider's delivery report; True when it moved a message forward. With `phone`,
+        only a message to that number moves (a report names the number it is about)."""
         if not is_delivery_status(status) or (message_id is None and not provider_message_id):
             log.info("sms.status_ignored", status=status)
             return False
@@ -193,6 +218,7 @@ class SmsService:
                 message_id=message_id,
                 provider_message_id=provider_message_id,
                 error_code=error_code,
+                phone=phone,
             )
         except BaseException:
             await self._release(callback)

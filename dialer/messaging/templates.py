@@ -20,8 +20,9 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from dialer.config import TEMPLATE_PLACEHOLDERS, Notifications, QuietHours, Stage
+from dialer.messaging.ports import StageTemplate
 
-__all__ = ["quiet_hours_end", "render"]
+__all__ = ["quiet_hours_end", "render", "render_provider_templates"]
 
 DataValue = str | int | float | bool | None
 
@@ -50,6 +51,43 @@ def render(
     data: Mapping[str, DataValue],
 ) -> str:
     """The stage's message for this order, every placeholder filled ("" when unknown)."""
+    values = _values(
+        notifications, stage=stage, order_id=order_id, customer_name=customer_name, data=data
+    )
+    return stage_settings.template.format_map(values)
+
+
+def render_provider_templates(
+    stage_settings: Stage,
+    notifications: Notifications,
+    *,
+    stage: str,
+    order_id: str,
+    customer_name: str,
+    data: Mapping[str, DataValue],
+) -> dict[str, StageTemplate]:
+    """Provider name -> the stage's approved template there, its variables filled from the
+    event as `render` fills the text (`provider_templates` of the stage)."""
+    values = _values(
+        notifications, stage=stage, order_id=order_id, customer_name=customer_name, data=data
+    )
+    return {
+        name: StageTemplate(
+            template.template_code,
+            {key: value.format_map(values) for key, value in template.template_params.items()},
+        )
+        for name, template in stage_settings.provider_templates.items()
+    }
+
+
+def _values(
+    notifications: Notifications,
+    *,
+    stage: str,
+    order_id: str,
+    customer_name: str,
+    data: Mapping[str, DataValue],
+) -> dict[str, str]:
     values = dict.fromkeys(TEMPLATE_PLACEHOLDERS, "")
     values.update(
         (key, _text(value)) for key, value in data.items() if key in TEMPLATE_PLACEHOLDERS
@@ -61,7 +99,7 @@ def render(
         signature=notifications.signature,
         opt_out_hint=notifications.opt_out_hint,
     )
-    return stage_settings.template.format_map(values)
+    return values
 
 
 def _in_window(local: time, start: time, end: time) -> bool:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dialer.messaging.ports import (
     AcceptedEvent,
     IncomingEvent,
+    StageTemplate,
     StoredEvent,
 )
 from dialer.store import contacts as contact_rows
@@ -115,6 +116,7 @@ async def _insert_messages(
             "segments": item.message.segments,
             "status": "queued",
             "next_attempt_at": item.message.next_attempt_at,
+            "templates": _templates_json(item.message.templates),
             "created_at": item.now,
             "updated_at": item.now,
         }
@@ -231,3 +233,18 @@ class EventStore:
                 accepted = AcceptedEvent(False, accepted.stored, None, None, [])
             results.append(accepted)
         return results
+
+
+def _templates_json(templates: Mapping[str, StageTemplate]) -> dict[str, Any] | None:
+    """How a message's provider templates are stored (`outbound_messages.templates`): the
+    variables as [name, value] pairs, since their order counts (Tencent sends them by
+    position) and PostgreSQL's JSONB does not keep the order of an object's keys."""
+    if not templates:
+        return None
+    return {
+        name: {
+            "code": template.code,
+            "params": [[key, value] for key, value in template.params.items()],
+        }
+        for name, template in templates.items()
+    }

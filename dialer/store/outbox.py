@@ -30,9 +30,10 @@ from dialer.messaging.ports import (
     ClaimedMessage,
     DeliveryReport,
     MessageOutcome,
+    StageTemplate,
 )
 from dialer.store import opt_outs as opt_out_rows
-from dialer.store.engine import Store, batch_fails_alone, writing
+from dialer.store.engine import Store, batch_fails_alone, reading, writing
 from dialer.store.schema import UtcDateTime, opt_outs, outbound_messages
 from dialer.store.workers import declared_dead, not_live
 
@@ -61,7 +62,13 @@ _DUE = (
 _CLAIM = (
     outbound_messages.update()
     .where(_m.id == _DUE.c.id, _m.status == "queued")
-    .values(status="sending", attempts=_m.attempts + 1, lease_owner=_OWNER, updated_at=_now_param())
+    .values(
+        status="sending",
+        attempts=_m.attempts + 1,
+        lease_owner=_OWNER,
+        held_until=None,
+        updated_at=_now_param(),
+    )
     .returning(
         _m.id,
         _m.event_id,
@@ -71,6 +78,8 @@ _CLAIM = (
         _m.body,
         _m.attempts,
         sa.func.coalesce(_m.replayed_at, _m.created_at).label("age_from"),
+        _m.templates,
+        _m.ambiguous_since,
     )
 )
 # Read in the claim's transaction: the number may have opted out since it was queued. (Not a
@@ -96,6 +105,7 @@ _SENT = (
         next_attempt_at=None,
         last_error=None,
         error_code=None,
+        ambiguous_since=None,
         updated_at=_now_param("b_now"),
     )
 )
@@ -108,6 +118,21 @@ _RETRY = (
         next_attempt_at=_now_param("b_at"),
         last_error=sa.bindparam("b_error"),
         error_code=sa.bindparam("b_code"),
+        ambiguous_since=sa.func.coalesce(_m.ambiguous_since, _now_param("b_ambiguous_at")),
+        updated_at=_now_param("b_now"),
+    )
+)
+# Held by the daily limit per number: the try is not counted, and its age counts from `b_at`.
+_HOLD = (
+    outbound_messages.update()
+    .where(_m.id == sa.bindparam("b_id"), _m.status == "sending", _HOLDER)
+    .values(
+        status="queued",
+        attempts=_m.attempts - 1,
+        next_attempt_at=_now_param("b_at"),
+        held_until=_now_param("b_at"),
+        replayed_at=_now_param("b_at"),
+        last_error=sa.bindparam("b_error"),
         updated_at=_now_param("b_now"),
     )
 )
@@ -119,6 +144,7 @@ _DEAD = (
         next_attempt_at=None,
         last_error=sa.bindparam("b_error"),
         error_code=sa.bindparam("b_code"),
+        ambiguous_since=None,
         updated_at=_now_param("b_now"),
     )
 )
@@ -143,13 +169,29 @@ def _params(outcome: MessageOutcome, owner: str | None) -> dict[str, Any]:
         "b_id": outcome.message_id,
         "b_owner": owner,
         "b_error": outcome.error,
-        "b_code": outcome.code,
         "b_now": outcome.now,
     }
-    return {**params, "b_at": outcome.at} if outcome.kind == "retry" else params
+    if outcome.kind == "hold":
+        return {**params, "b_at": outcome.at}
+    params["b_code"] = outcome.code
+    if outcome.kind == "retry":
+        ambiguous_at = outcome.now if outcome.ambiguous else None
+        return {**params, "b_at": outcome.at, "b_ambiguous_at": ambiguous_at}
+    return params
 
 
-_STATEMENTS = {"sent": _SENT, "retry": _RETRY, "dead": _DEAD}
+_STATEMENTS = {"sent": _SENT, "retry": _RETRY, "dead": _DEAD, "hold": _HOLD}
+
+
+def _templates(stored: Any) -> dict[str, StageTemplate]:
+    """A message's provider templates as stored by the intake (`dialer.store.events`: the
+    variables as [name, value] pairs, in order)."""
+    if not isinstance(stored, dict):
+        return {}
+    return {
+        name: StageTemplate(str(value["code"]), {k: v for k, v in value.get("params") or []})
+        for name, value in stored.items()
+    }
 
 
 class OutboxStore:
@@ -186,6 +228,8 @@ class OutboxStore:
                 row.attempts,
                 row.age_from,
                 row.phone in opted_out,
+                _templates(row.templates),
+                row.ambiguous_since,
             )
             for row in rows
         ]
@@ -205,6 +249,22 @@ class OutboxStore:
                         conn, outcome.opt_out_phone, source="provider", now=outcome.now
                     )
 
+    async def sent_today(self, phone: str, *, since: datetime, besides: int) -> int:
+        """Messages to `phone` sent since `since`, or `sending` now by another worker with a
+        lower id than `besides` (in flight, it counts before its answer is in; of two, the
+        older goes first, never both held). This worker's own sends to one number go one at a
+        time (`dialer.messaging.limits.NumberTurns`)."""
+        in_flight_elsewhere = sa.and_(
+            _m.status == "sending",
+            _m.id < besides,
+            _m.lease_owner.is_distinct_from(self.owner),
+        )
+        query = sa.select(sa.func.count()).where(
+            _m.phone == phone, sa.or_(_m.sent_at >= since, in_flight_elsewhere)
+        )
+        async with reading(self.engine) as conn:
+            return int(await conn.scalar(query) or 0)
+
     async def record_outcome(self, outcome: MessageOutcome) -> bool:
         """The outcome of one claimed message; False when its row was not `sending`."""
         async with writing(self.engine) as conn:
@@ -222,7 +282,8 @@ class OutboxStore:
         those of workers that are not live (declared dead: their lease ran out) and, with
         `own`, this worker's (its earlier life: only before claiming). Without an owner (one
         worker), every row `sending`. The provider may have taken such a message before the
-        crash: it may go out twice."""
+        crash: it may have gone out: `ambiguous_since` (the claim's time) has it looked up at
+        the providers that can tell (`dialer.messaging.dispatcher`) before it is sent again."""
         if self.owner is None:
             which = _m.status == "sending"
         else:
@@ -239,6 +300,7 @@ class OutboxStore:
                         lease_owner=None,
                         next_attempt_at=now,
                         last_error="resend_after_crash: was sending when the dispatcher stopped",
+                        ambiguous_since=sa.func.coalesce(_m.ambiguous_since, _m.updated_at),
                         updated_at=now,
                     )
                     .returning(_m.id, _m.order_id, _m.stage)
@@ -254,8 +316,10 @@ class OutboxStore:
         message_id: int | None = None,
         provider_message_id: str | None = None,
         error_code: str | None = None,
+        phone: str | None = None,
     ) -> DeliveryReport | None:
-        """A provider's delivery report; the status only moves forward. None: no row moved."""
+        """A provider's delivery report; the status only moves forward; with `phone`, only a
+        message to that number. None: no row moved."""
         rank = DELIVERY_STATUS_RANK[status]
         lower = [name for name, value in DELIVERY_STATUS_RANK.items() if value < rank]
         which = (
@@ -263,6 +327,8 @@ class OutboxStore:
             if message_id is not None
             else (_m.provider_message_id == provider_message_id)
         )
+        if phone is not None:
+            which = sa.and_(which, _m.phone == phone)
         values: dict[str, Any] = {"status": status, "updated_at": now}
         if error_code:
             values["error_code"] = error_code

@@ -148,9 +148,18 @@ outbound_messages = sa.Table(
     sa.Column("sent_at", UtcDateTime(), nullable=True),
     sa.Column("replayed_at", UtcDateTime(), nullable=True),
     sa.Column("lease_owner", sa.String, nullable=True),
+    # Provider name -> {"code", "params"}: the approved templates of the template-only
+    # providers (Aliyun, Tencent), filled at intake like `body`.
+    sa.Column("templates", Json, nullable=True),
+    # A send that may have reached a provider without our knowing (a lost answer, a crash
+    # mid-send): looked up at the provider before the message is sent again.
+    sa.Column("ambiguous_since", UtcDateTime(), nullable=True),
+    # Held back by the daily limit per number until then (queued, due then).
+    sa.Column("held_until", UtcDateTime(), nullable=True),
     sa.UniqueConstraint("order_id", "stage"),
     _one_of("status", MESSAGE_STATUSES),
     sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "phone", "sent_at"),
 )
 
 campaigns = sa.Table(

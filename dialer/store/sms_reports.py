@@ -16,10 +16,12 @@ from dialer.store.schema import MESSAGE_STATUSES, outbound_messages
 __all__ = [
     "Backlog",
     "DeadMessage",
+    "HeldMessage",
     "StageCounts",
     "backlog",
     "funnel",
     "list_dead",
+    "list_held",
     "message_status",
 ]
 
@@ -52,6 +54,16 @@ class DeadMessage:
     last_error: str | None
     attempts: int
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class HeldMessage:
+    id: int
+    order_id: str
+    stage: str
+    phone: str
+    held_until: datetime
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -104,3 +116,17 @@ async def list_dead(store: Store, *, limit: int = 1000) -> list[DeadMessage]:
             )
         ).all()
     return [DeadMessage(*row) for row in rows]
+
+
+async def list_held(store: Store, *, now: datetime, limit: int = 1000) -> list[HeldMessage]:
+    """Messages the daily limit per number holds back now (queued, due at `held_until`),
+    those released first."""
+    query = (
+        sa.select(_m.id, _m.order_id, _m.stage, _m.phone, _m.held_until, _m.last_error)
+        .where(_m.status == "queued", _m.held_until > now)
+        .order_by(_m.held_until, _m.id)
+        .limit(limit)
+    )
+    async with reading(store.engine) as conn:
+        rows = (await conn.execute(query)).all()
+    return [HeldMessage(*row) for row in rows]

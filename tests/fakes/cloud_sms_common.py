@@ -68,6 +68,7 @@ class SendGate:
     """Counts sends on the wire; when `holding`, each waits for `release_one()`."""
 
     holding: bool = False
+    latency_s: float = 0.0  # each send takes this long (a network's round trip), for benches
     in_flight: int = 0
     max_in_flight: int = 0
     _released: int = 0
@@ -81,6 +82,8 @@ class SendGate:
             if self.holding:
                 await self._changed.wait_for(lambda: self._released > 0)
                 self._released -= 1
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
 
     async def leave(self) -> None:
         async with self._changed:
