@@ -1,6 +1,6 @@
 """The order system's side of bench/sms_throughput.py: POSTs order events, in its own process.
 
-    python -m bench.sms_load burst URL TOKEN RUN --count 3000 --workers 50
+    python -m bench.sms_load burst URL TOKEN RUN --count 3000 --workers 50 [--batch 100]
     python -m bench.sms_load paced URL TOKEN RUN --rate 200 --seconds 5
 
 In production the order system is another process; so is this load generator, so that the
@@ -10,7 +10,8 @@ also pay for the client side of every POST.
 It opens its HTTP session, prints `ready`, waits for a line on stdin (the parent starts its
 clock when it writes it), then:
 
-- `burst`: POSTs events `RUN-0` .. `RUN-{count-1}` to `URL/v1/events`, `workers` at a time;
+- `burst`: POSTs events `RUN-0` .. `RUN-{count-1}` to `URL/v1/events`, `workers` at a time
+  (with `--batch N`, as JSON arrays of N events: the order system's batch push);
 - `paced`: starts one POST every 1/rate s for `seconds` s, whatever the answers do;
 
 and prints one JSON line: `{"posted": n, "failures": [...], "latencies_s": [...]}` (a failure
@@ -59,13 +60,26 @@ class Poster:
         if r.status != 202:
             self.failures.append(f"{r.status}: {body[:200]!r}")
 
+    async def post_batch(self, first: int, count: int) -> None:
+        batch = [event(i, self.run) for i in range(first, first + count)]
+        async with self.http.post(self.url, json=batch, headers=self.headers) as r:
+            body = await r.json() if r.status == 200 else await r.read()
+        if r.status != 200:
+            self.failures.append(f"{r.status}: {body[:200]!r}")
+            return
+        self.posted += body["accepted"]
+        self.failures += [str(result) for result in body["results"] if result["status"] != 202]
 
-async def burst(poster: Poster, count: int, workers: int) -> list[float]:
-    todo = iter(range(count))
+
+async def burst(poster: Poster, count: int, workers: int, batch: int) -> list[float]:
+    todo = iter(range(0, count, batch))
 
     async def worker() -> None:
-        for i in todo:
-            await poster.post(i)
+        for first in todo:
+            if batch == 1:
+                await poster.post(first)
+            else:
+                await poster.post_batch(first, min(batch, count - first))
 
     await asyncio.gather(*(worker() for _ in range(workers)))
     return []
@@ -96,7 +110,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         if args.mode == "burst":
-            latencies_s = await burst(poster, args.count, args.workers)
+            latencies_s = await burst(poster, args.count, args.workers, args.batch)
         else:
             latencies_s = await paced(poster, args.rate, args.seconds)
     return {"posted": poster.posted, "failures": poster.failures, "latencies_s": latencies_s}
@@ -110,6 +124,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("run")
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=1, help="events per POST (burst)")
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=5)
     return parser.parse_args()

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dialer.clock import Clock, Sleep
@@ -43,6 +42,7 @@ from dialer.messaging.group_commit import GroupCommit, shielded
 from dialer.messaging.limits import DailyLimit, NumberTurns
 from dialer.messaging.lookups import SentLookup, find_sent
 from dialer.messaging.ports import ClaimedMessage, MessageOutcome, Outbox
+from dialer.messaging.retry_policy import Counters, RetryPolicy
 from dialer.metrics import NO_PROVIDER, Metrics
 from notifiers import (
     Notifier,
@@ -58,28 +58,7 @@ __all__ = ["Dispatcher", "RetryPolicy"]
 log = get_logger(__name__)
 
 OUTCOME_BATCH = 200  # outcomes written in one transaction, at most
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When the store tries a message again (after the notifier's own in-process tries)."""
-
-    backoff_initial_s: float = 30
-    backoff_max_s: float = 3600
-    max_age_s: float = 86400
-
-    def delay_s(self, attempts: int, retry_after_s: float | None) -> float:
-        """Wait before the next try, after `attempts` tries ended transient."""
-        backoff = min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** max(0, attempts - 1))
-        return max(backoff, retry_after_s or 0.0)
-
-
-@dataclass
-class Counters:
-    sent: int = 0
-    retried: int = 0
-    dead: int = 0
-    settled: int = 0
+CLAIM_IN_PARTS = 5  # when busy, claim again once this share of `concurrency` is free
 
 
 class Dispatcher:
@@ -185,9 +164,7 @@ class Dispatcher:
                     continue
                 self.guard.worked()
                 if claimed and claimed == free:
-                    await asyncio.wait(
-                        {*self._in_flight, stopping}, return_when=asyncio.FIRST_COMPLETED
-                    )
+                    await self._room_to_claim(stopping)
                 else:  # nothing more is due: wait for news, not in a loop of queries
                     await self._idle(stopping)
         finally:
@@ -202,6 +179,14 @@ class Dispatcher:
                 dead=self.counters.dead,
                 settled=self.counters.settled,
             )
+
+    async def _room_to_claim(self, stopping: asyncio.Task[bool]) -> None:
+        """Every slot was filled, so more may be due: wait until a fifth of the slots are free
+        (or the stop). Claiming again as each send ends would cost the store a transaction per
+        message; claiming in fifths costs one per `concurrency / 5` messages."""
+        wanted_free = max(1, self.concurrency // CLAIM_IN_PARTS)
+        while self.concurrency - len(self._in_flight) < wanted_free and not stopping.done():
+            await asyncio.wait({*self._in_flight, stopping}, return_when=asyncio.FIRST_COMPLETED)
 
     async def _idle(self, stopping: asyncio.Task[bool]) -> None:
         """Wait for a wake-up, a finished send, the stop, or the poll interval."""
