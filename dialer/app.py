@@ -55,6 +55,7 @@ from dialer.store import (
     Store,
     StoreError,
 )
+from dialer.store.notify import OutboxNews
 from dialer.store.runner_slots import RunnerSlotStore
 from dialer.store.sms_reports import backlog
 from dialer.store.workers import SqliteLock, WorkerStore
@@ -303,7 +304,10 @@ class Daemon:
                         f"cannot listen on {api.host}:{api.port}: {exc.strerror}"
                     ) from None
                 log.info("api.listening", url=f"http://{api.host}:{api.port}")
-            await self._run_until_stopped(stop, membership)
+            # A dispatcher hears at once of messages another worker's intake queued.
+            listens = store.dialect == "postgresql" and self.worker.plays("dispatcher")
+            news = OutboxNews(store.engine.url, sms.wake) if listens else None
+            await self._run_until_stopped(stop, membership, news)
         finally:
             async with asyncio.timeout(api.shutdown_grace_s):
                 await runner.cleanup()
@@ -311,11 +315,14 @@ class Daemon:
                 await store.close()
             log.info("daemon.stopped", **summary)
 
-    async def _run_until_stopped(self, stop: asyncio.Event, membership: Membership) -> None:
+    async def _run_until_stopped(
+        self, stop: asyncio.Event, membership: Membership, news: OutboxNews | None
+    ) -> None:
         grace_s = self.settings.api.shutdown_grace_s
         dials = self.worker.plays("campaigns")
         async with asyncio.TaskGroup() as tasks:
             ami_task = tasks.create_task(self.ami.run(), name="ami") if dials else None
+            news_task = tasks.create_task(news.run(stop), name=news.name) if news else None
             ready_task = tasks.create_task(self._announce_ready(), name="announce-ready")
             heartbeat = tasks.create_task(membership.run(stop), name="heartbeat")
             component_tasks = [
@@ -333,8 +340,9 @@ class Daemon:
                     self.cancelled.append(task.get_name())
                     task.cancel()
             heartbeat.cancel()  # after the components: a worker draining is still live
-            if ami_task is not None:
-                ami_task.cancel()
+            for background in (ami_task, news_task):
+                if background is not None:
+                    background.cancel()
 
     async def _left_behind(self, store: Store) -> dict[str, object]:
         """The one-line shutdown summary: what was left, and why."""

@@ -157,6 +157,7 @@ class Dispatcher:
         try:
             while not stop.is_set():
                 free = self.concurrency - len(self._in_flight)
+                self._wake.clear()  # news from here on wakes the next idle wait at once
                 try:
                     claimed = await self._claim(free) if free > 0 else 0
                 except Exception as exc:
@@ -189,8 +190,8 @@ class Dispatcher:
             await asyncio.wait({*self._in_flight, stopping}, return_when=asyncio.FIRST_COMPLETED)
 
     async def _idle(self, stopping: asyncio.Task[bool]) -> None:
-        """Wait for a wake-up, a finished send, the stop, or the poll interval."""
-        self._wake.clear()
+        """Wait for a wake-up (also one that came during the claim), a finished send, the
+        stop, or the poll interval."""
         waker = asyncio.create_task(self._wake.wait())
         try:
             await asyncio.wait(

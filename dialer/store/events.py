@@ -27,6 +27,7 @@ from dialer.messaging.ports import (
 )
 from dialer.store import contacts as contact_rows
 from dialer.store.engine import Store, batch_fails_alone, reading, writing
+from dialer.store.notify import announce_queued
 from dialer.store.schema import events, opt_outs, outbound_messages
 
 __all__ = ["EventStore"]
@@ -226,6 +227,8 @@ class EventStore:
                     stored = StoredEvent(dict(item.payload), response)
                     done[item.event_id] = AcceptedEvent(True, stored, message_id, why, added)
                 await conn.execute(_SET_RESPONSE, responses)
+                if message_ids:
+                    await announce_queued(conn)
         results = []
         for index, item in enumerate(batch):
             accepted = done[item.event_id]

@@ -34,6 +34,7 @@ from dialer.messaging.ports import (
 )
 from dialer.store import opt_outs as opt_out_rows
 from dialer.store.engine import Store, batch_fails_alone, reading, writing
+from dialer.store.notify import announce_queued
 from dialer.store.schema import UtcDateTime, opt_outs, outbound_messages
 from dialer.store.workers import declared_dead, not_live
 
@@ -395,4 +396,5 @@ class OutboxStore:
                     last_error=sa.literal("replayed; was ") + _m.last_error,
                 )
             )
+            await announce_queued(conn)
         return bool(result.rowcount)

@@ -27,7 +27,12 @@ HEARTBEAT_S = 1
 
 
 def workers_config(
-    directory: Path, *, store_url: str, api_port: int, twilio_url: str = "http://127.0.0.1:9"
+    directory: Path,
+    *,
+    store_url: str,
+    api_port: int,
+    twilio_url: str = "http://127.0.0.1:9",
+    poll_interval_s: float = 0.1,
 ) -> Path:
     """The daemon config of `write_daemon_config`, with Twilio, one stage, short leases."""
     config = write_daemon_config(
@@ -52,7 +57,7 @@ notifications:
       messages_per_second: 1000
   primary: twilio
   quiet_hours: null
-  dispatcher: {{concurrency: 10, poll_interval_s: 0.1}}
+  dispatcher: {{concurrency: 10, poll_interval_s: {poll_interval_s}}}
   stages:
     shipped:
       template: "order {{order_id}} shipped"
@@ -176,6 +181,35 @@ async def test_two_dispatchers_send_each_message_once_and_take_over_a_dead_ones_
         if line.get("event") == "worker.declared_dead"
     ]
     assert declared == [killed_id]
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+async def test_a_dispatcher_in_its_own_process_sends_at_once_what_the_intake_queued(
+    tmp_path: Path, postgres_url: str, http: aiohttp.ClientSession
+) -> None:
+    api_port = free_port()
+    async with FakeTwilioServer() as twilio:
+        config = workers_config(
+            tmp_path,
+            store_url=postgres_url,
+            api_port=api_port,
+            twilio_url=twilio.base_url,
+            poll_interval_s=3600,  # it would not look for an hour: only the news wakes it
+        )
+        intake = await DaemonProcess.start(config, "--role", "api")
+        dispatcher = await DaemonProcess.start(config, "--role", "dispatcher")
+        try:
+            for daemon in (intake, dispatcher):
+                await daemon.wait_for_log("daemon.ready", timeout_s=30)
+            reading = asyncio.create_task(dispatcher.read_logs())
+            for order in range(3):  # one after the other, each heard on its own
+                await post_events(http, api_port, range(order, order + 1))
+                await until(lambda n=order: len(twilio.received) == n + 1, timeout_s=30)
+            reading.cancel()
+        finally:
+            await ended(intake, dispatcher)
+    assert sorted(creates_per_order(twilio)) == ["O00000", "O00001", "O00002"]
 
 
 @pytest.mark.postgres

@@ -5,8 +5,9 @@ reads a hand-moved clock, and `run_until_idle()` returns once nothing is due."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 
 from dialer.config import Settings
 from dialer.messaging.dispatcher import Dispatcher
+from dialer.messaging.ports import ClaimedMessage
 from dialer.messaging.providers import build_notifier
 from dialer.messaging.service import dispatcher_for
 from dialer.store import OptOutStore, OutboxStore, Store
@@ -247,3 +249,43 @@ async def test_messages_are_sent_with_bounded_concurrency(rig_factory, fake) -> 
     statuses = {(await message_row(rig.store, i))["status"] for i in ids}
     assert statuses == {"sent"}
     assert gauge.most == 3
+
+
+class NewsDuringTheClaim(OutboxStore):
+    """The outbox, where a message is queued (and its news heard) just after the dispatcher's
+    first claim looked: the claim missed it, the news came before the dispatcher went idle."""
+
+    def __init__(self, store: Store, now: Now) -> None:
+        super().__init__(store)
+        self.now = now
+        self.dispatcher: Dispatcher | None = None
+        self.claims = 0
+
+    async def claim_due(self, *, now: datetime, limit: int) -> list[ClaimedMessage]:
+        claimed = await super().claim_due(now=now, limit=limit)
+        self.claims += 1
+        if self.claims == 1:
+            await queue_message(self.store, self.now)
+            assert self.dispatcher is not None
+            self.dispatcher.wake()
+        return claimed
+
+
+async def test_news_that_comes_during_a_claim_is_not_lost_in_the_idle_wait(
+    rig_factory, fake
+) -> None:  # type: ignore[no-untyped-def]
+    rig = await rig_factory()
+    outbox = NewsDuringTheClaim(rig.store, rig.now)
+    dispatcher = outbox.dispatcher = Dispatcher(
+        outbox, rig.notifier, now=rig.now, poll_interval_s=3600
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    try:
+        async with asyncio.timeout(30):  # a guard: without the news it would poll in an hour
+            while not fake.received:  # noqa: ASYNC110 (the stand-in's record)
+                await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await running
+    assert outbox.claims >= 2
