@@ -9,9 +9,18 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dialer.store.engine import reading
-from dialer.store.schema import attempts, campaigns, contacts
+from dialer.store.schema import attempts, campaigns, contacts, runner_slots, workers
 
 __all__ = ["CampaignReportStore"]
+
+# The live worker holding the campaign's runner slot: the one dialling it (none: not started,
+# or its worker died and no other took it over yet).
+_RUNS_ON = (
+    sa.select(runner_slots.c.owner)
+    .join(campaigns, campaigns.c.name == runner_slots.c.campaign)
+    .join(workers, workers.c.id == runner_slots.c.owner)
+    .where(campaigns.c.id == sa.bindparam("campaign_id"), workers.c.declared_dead_at.is_(None))
+)
 
 
 class CampaignReportStore:
@@ -44,6 +53,7 @@ class CampaignReportStore:
             state = await conn.scalar(
                 sa.select(campaigns.c.state).where(campaigns.c.id == campaign_id)
             )
+            runs_on = await conn.scalar(_RUNS_ON, {"campaign_id": campaign_id})
         in_flight = by_outcome.pop(None, 0)
         return {
             "state": state or "running",
@@ -52,6 +62,7 @@ class CampaignReportStore:
             "attempts_in_flight": in_flight,
             "dispositions": {key: value for key, value in by_disposition.items() if key},
             "next_due_at": await self.next_due_at(campaign_id),
+            "worker": runs_on,
         }
 
     async def attempt_rows(self, campaign_id: int) -> list[dict[str, Any]]:

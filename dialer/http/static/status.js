@@ -178,7 +178,11 @@ function renderCampaigns(campaigns) {
 
 function renderCampaign(card, c) {
   const contacts = c.contacts || {};
-  const inFlight = Math.min(c.calls_in_flight || 0, contacts.dialling || 0);
+  // Calls this worker follows, or (the campaign dials on another worker) those in the store.
+  const inFlight = Math.min(
+    Math.max(c.calls_in_flight || 0, c.attempts_in_flight || 0),
+    contacts.dialling || 0,
+  );
   // Contacts claimed but not yet dialled (waiting for a free line) count as due.
   const parts = {
     done: contacts.done || 0,
@@ -188,7 +192,8 @@ function renderCampaign(card, c) {
   };
   const total = Object.values(parts).reduce((a, b) => a + b, 0);
 
-  card.querySelector(".campaign-kind").textContent = c.kind.replace(/_/g, " ");
+  const where = c.worker ? ` · on ${c.worker}` : "";
+  card.querySelector(".campaign-kind").textContent = c.kind.replace(/_/g, " ") + where;
   const badge = card.querySelector(".campaign-state");
   badge.textContent = c.state;
   badge.className = `badge campaign-state state-${c.state}`;

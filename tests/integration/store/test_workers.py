@@ -216,11 +216,14 @@ async def test_a_campaign_runs_on_one_worker_until_it_dies(shared_store: Store) 
     assert await slots.claim(slot("refusal", campaign_id, "a")) is True  # held already
     in_flight = await campaigns.claim_next(campaign_id, owner="a", now=NOW, lease_s=60)
     assert in_flight is not None
+    assert (await campaigns.summary(campaign_id))["worker"] == "a"  # what supervisors see
 
     await expire(store, "a")
     assert await slots.claim(slot("refusal", campaign_id, "b")) is False  # not declared yet
     await registry.declare_expired()
+    assert (await campaigns.summary(campaign_id))["worker"] is None  # nobody dials it now
     assert await slots.claim(slot("refusal", campaign_id, "b")) is True
+    assert (await campaigns.summary(campaign_id))["worker"] == "b"
 
     assert await slots.holders() == {"refusal": "b"}
     assert (await contact_owners(store))[in_flight.phone] == "b"  # adopted: b recovers it
