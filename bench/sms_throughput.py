@@ -234,13 +234,13 @@ def report(label: str, rate: Rate, raw: Rate | None = None) -> None:
     print(f"{label:<29}{rate.per_s:8.0f} msgs/s, {rate.cpu_us:5.0f} µs CPU/msg here{ratio}")
 
 
-async def main(count: int, skip_postgres: bool) -> None:
-    configure_logging("WARNING", "json", stream=open(os.devnull, "w"))  # noqa: SIM115, ASYNC230
+@contextlib.asynccontextmanager
+async def twilio_stand_in() -> AsyncIterator[tuple[str, int]]:
+    """The local Twilio stand-in in a process of its own: (its base url, its pid)."""
     port = free_port()
     server = subprocess.Popen(  # noqa: ASYNC220 (started once, before timing)
         [sys.executable, "-m", "tests.fakes.twilio_server", str(port)], cwd=REPO
     )
-    base_url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
             with contextlib.suppress(OSError):
@@ -248,6 +248,15 @@ async def main(count: int, skip_postgres: bool) -> None:
                 writer.close()
                 break
             await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", server.pid
+    finally:
+        server.terminate()
+        server.wait()
+
+
+async def main(count: int, skip_postgres: bool) -> None:
+    configure_logging("WARNING", "json", stream=open(os.devnull, "w"))  # noqa: SIM115, ASYNC230
+    async with twilio_stand_in() as (base_url, _):
         await raw_sdk(base_url, 300)  # warm-up
         print(f"{count} messages, {WORKERS} workers")
         raw = await raw_sdk(base_url, count)
@@ -268,9 +277,6 @@ async def main(count: int, skip_postgres: bool) -> None:
             f"POST /v1/events at 200/s, SQLite: p50 {percentile(timings, 50) * 1000:.1f} ms, "
             f"p99 {percentile(timings, 99) * 1000:.1f} ms ({len(timings)} requests)"
         )
-    finally:
-        server.terminate()
-        server.wait()
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import contextlib
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.sms_throughput import load_generator, postgres_database, raw_sdk
+from bench.sms_throughput import load_generator, postgres_database, raw_sdk, twilio_stand_in
 from tests.fakes.twilio_server import DEFAULT_AUTH_TOKEN, VALID_FROM
 from tests.integration.sms_support import ACCOUNT_SID, TOKEN
 from tests.support import REPO, free_port
@@ -227,29 +226,15 @@ async def one_round(
 
 
 async def main(count: int, rounds: int, dispatcher_counts: Sequence[int]) -> None:
-    port = free_port()
-    server = subprocess.Popen(  # noqa: ASYNC220 (started once, before timing)
-        [sys.executable, "-m", "tests.fakes.twilio_server", str(port)], cwd=REPO
-    )
-    twilio_url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                break
-            await asyncio.sleep(0.05)
+    async with twilio_stand_in() as (twilio_url, stand_in_pid):
         await raw_sdk(twilio_url, 300)  # warm-up
         raw_before = await raw_sdk(twilio_url, count)
         results: dict[int, list[Round]] = {n: [] for n in dispatcher_counts}
         for _ in range(rounds):
             for n in dispatcher_counts:  # interleaved, so drift hits every setting alike
                 async with postgres_database() as pg_url:
-                    results[n].append(await one_round(pg_url, twilio_url, server.pid, n, count))
+                    results[n].append(await one_round(pg_url, twilio_url, stand_in_pid, n, count))
         raw_after = await raw_sdk(twilio_url, count)
-    finally:
-        server.terminate()
-        server.wait()
     raw_cpu_us = statistics.median([raw_before.cpu_us, raw_after.cpu_us])
     print(
         f"{count} messages per round, {rounds} rounds, PostgreSQL, {os.cpu_count()} cores; "

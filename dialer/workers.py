@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from dialer.clock import Sleep
+from dialer.clock import Sleep, sleep_unless_stopped
 from dialer.logs import get_logger
 
 __all__ = [
@@ -215,7 +215,7 @@ class Membership:
                         return
                     if self._telling is None or self._telling.done():
                         self._telling = asyncio.create_task(self._tell_logged())
-                await _wait(stop, self.heartbeat_s, self._sleep)
+                await sleep_unless_stopped(stop, self.heartbeat_s, self._sleep)
         finally:
             if self._telling is not None:
                 self._telling.cancel()
@@ -248,13 +248,3 @@ def _running(pid: int, own_pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
-
-
-async def _wait(stop: asyncio.Event, seconds: float, sleep: Sleep) -> None:
-    stopped = asyncio.ensure_future(stop.wait())
-    slept = asyncio.ensure_future(sleep(seconds))
-    try:
-        await asyncio.wait([stopped, slept], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-        slept.cancel()

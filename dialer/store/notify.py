@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dialer.clock import Sleep
+from dialer.clock import Sleep, sleep_unless_stopped
 from dialer.logs import get_logger
 
 __all__ = ["OUTBOX_CHANNEL", "OutboxNews", "announce_queued"]
@@ -65,7 +65,7 @@ class OutboxNews:
                 connection = await asyncpg.connect(self.dsn, timeout=10)
             except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
                 log.warning("store.listen_failed", reason=str(exc) or type(exc).__name__)
-                await _wait(stop, self.reconnect_s, self.sleep)
+                await sleep_unless_stopped(stop, self.reconnect_s, self.sleep)
                 continue
             try:
                 await self._listen(connection, stop)
@@ -88,17 +88,7 @@ class OutboxNews:
                 wait.cancel()
         if lost.is_set() and not stop.is_set():
             log.warning("store.listen_lost", message="polling until listening again")
-            await _wait(stop, self.reconnect_s, self.sleep)
+            await sleep_unless_stopped(stop, self.reconnect_s, self.sleep)
 
     def _heard(self, *_notice: object) -> None:
         self.on_news()
-
-
-async def _wait(stop: asyncio.Event, seconds: float, sleep: Sleep) -> None:
-    stopped = asyncio.ensure_future(stop.wait())
-    slept = asyncio.ensure_future(sleep(seconds))
-    try:
-        await asyncio.wait([stopped, slept], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-        slept.cancel()

@@ -83,6 +83,16 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
 
 
 @pytest.fixture
+async def postgres_store(postgres_url: str) -> AsyncIterator[Store]:
+    """An open store on a fresh PostgreSQL database: what several workers share."""
+    opened = await Store.open(postgres_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
 async def store(store_url: str) -> AsyncIterator[Store]:
     """An open store, migrated to head, on each backend."""
     opened = await Store.open(store_url)

@@ -5,7 +5,6 @@ kept), looks it up, and sends nothing twice."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,15 +31,6 @@ from tests.integration.sms_support import event, message_row, sms_service
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-async def shared_store(postgres_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(postgres_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
 async def declare_dead(store: Store, registry: WorkerStore, worker_id: str) -> None:
     async with store.engine.begin() as conn:
         await conn.execute(
@@ -53,9 +43,9 @@ async def declare_dead(store: Store, registry: WorkerStore, worker_id: str) -> N
 
 @pytest.mark.parametrize("provider", ["aliyun", "tencent"])
 async def test_a_message_taken_over_from_a_dead_worker_is_looked_up_not_sent_twice(
-    shared_store: Store, postgres_url: str, tmp_path: Path, provider: str
+    postgres_store: Store, postgres_url: str, tmp_path: Path, provider: str
 ) -> None:
-    store = shared_store
+    store = postgres_store
     fake: CloudSmsServer = (
         FakeAliyunSms(secrets={ALIYUN_KEY_ID: ALIYUN_SECRET})
         if provider == "aliyun"

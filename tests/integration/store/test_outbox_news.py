@@ -43,18 +43,9 @@ async def no_wait(_seconds: float) -> None:
 
 
 @pytest.fixture
-async def store(postgres_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(postgres_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-@pytest.fixture
-async def listening(store: Store) -> AsyncIterator[tuple[OutboxNews, Heard]]:
+async def listening(postgres_store: Store) -> AsyncIterator[tuple[OutboxNews, Heard]]:
     heard = Heard()
-    news = OutboxNews(store.engine.url, heard, sleep=no_wait)
+    news = OutboxNews(postgres_store.engine.url, heard, sleep=no_wait)
     stop = asyncio.Event()
     task = asyncio.create_task(news.run(stop))
     async with asyncio.timeout(10):
@@ -67,31 +58,31 @@ async def listening(store: Store) -> AsyncIterator[tuple[OutboxNews, Heard]]:
 
 
 async def test_messages_queued_by_another_worker_are_heard_at_commit(
-    store: Store, listening: tuple[OutboxNews, Heard]
+    postgres_store: Store, listening: tuple[OutboxNews, Heard]
 ) -> None:
     _, heard = listening
     assert heard.count == 1  # on listening: whatever was queued meanwhile
     now = Now()
-    await queue_message(store, now, order_id="A1")
+    await queue_message(postgres_store, now, order_id="A1")
     await heard.more_than(1)
-    message_id = await queue_message(store, now, order_id="A2")
+    message_id = await queue_message(postgres_store, now, order_id="A2")
     await heard.more_than(2)
-    async with store.engine.begin() as conn:
+    async with postgres_store.engine.begin() as conn:
         await conn.execute(
             outbound_messages.update()
             .where(outbound_messages.c.id == message_id)
             .values(status="dead", last_error="test")
         )
     before = heard.count
-    assert await OutboxStore(store).replay_dead(message_id, now=now())
+    assert await OutboxStore(postgres_store).replay_dead(message_id, now=now())
     await heard.more_than(before)
 
 
 async def test_a_listener_whose_connection_is_killed_listens_again(
-    store: Store, listening: tuple[OutboxNews, Heard]
+    postgres_store: Store, listening: tuple[OutboxNews, Heard]
 ) -> None:
     news, heard = listening
-    async with store.engine.begin() as conn:
+    async with postgres_store.engine.begin() as conn:
         killed = await conn.scalar(
             sa.text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -102,5 +93,5 @@ async def test_a_listener_whose_connection_is_killed_listens_again(
     await heard.more_than(1)  # listening again: it tells of what may have been queued meanwhile
     assert news.listening.is_set()
     before = heard.count
-    await queue_message(store, Now(), order_id="B1")
+    await queue_message(postgres_store, Now(), order_id="B1")
     await heard.more_than(before)

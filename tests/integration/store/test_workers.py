@@ -4,7 +4,6 @@ and messages taken over only from dead workers. Time passes by moving a lease in
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,16 +25,6 @@ LEASE_S = 30.0
 
 def now() -> datetime:
     return NOW
-
-
-@pytest.fixture
-async def shared_store(postgres_url: str) -> AsyncIterator[Store]:
-    """Several workers share PostgreSQL (on SQLite a second worker is refused at start)."""
-    opened = await Store.open(postgres_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def worker(worker_id: str, *, pbx: str = "site-a", host: str = "host-1") -> WorkerIdentity:
@@ -141,8 +130,10 @@ async def test_a_dead_worker_claims_nothing(store: Store) -> None:
 
 
 @pytest.mark.postgres
-async def test_messages_sending_are_taken_over_only_from_dead_workers(shared_store: Store) -> None:
-    store = shared_store
+async def test_messages_sending_are_taken_over_only_from_dead_workers(
+    postgres_store: Store,
+) -> None:
+    store = postgres_store
     registry = await join(store, "a", "b")
     for order in ("A1", "A2", "A3"):
         await queue_message(store, now, order_id=order)
@@ -163,8 +154,8 @@ async def test_messages_sending_are_taken_over_only_from_dead_workers(shared_sto
 
 
 @pytest.mark.postgres
-async def test_a_dead_worker_cannot_undo_what_took_its_message_over(shared_store: Store) -> None:
-    store = shared_store
+async def test_a_dead_worker_cannot_undo_what_took_its_message_over(postgres_store: Store) -> None:
+    store = postgres_store
     registry = await join(store, "a", "b")
     await queue_message(store, now)
     outbox_a, outbox_b = OutboxStore(store, owner="a"), OutboxStore(store, owner="b")
@@ -203,8 +194,8 @@ def slot(campaign: str, campaign_id: int, owner: str, **fields: str) -> SlotRequ
 
 
 @pytest.mark.postgres
-async def test_a_campaign_runs_on_one_worker_until_it_dies(shared_store: Store) -> None:
-    store = shared_store
+async def test_a_campaign_runs_on_one_worker_until_it_dies(postgres_store: Store) -> None:
+    store = postgres_store
     registry = await join(store, "a", "b")
     slots, campaigns = RunnerSlotStore(store), CampaignStore(store)
     campaign_id = await campaigns.ensure_campaign("refusal", "refusal_callback")
@@ -230,8 +221,8 @@ async def test_a_campaign_runs_on_one_worker_until_it_dies(shared_store: Store) 
 
 
 @pytest.mark.postgres
-async def test_campaigns_of_one_agent_queue_run_on_one_worker(shared_store: Store) -> None:
-    store = shared_store
+async def test_campaigns_of_one_agent_queue_run_on_one_worker(postgres_store: Store) -> None:
+    store = postgres_store
     await join(store, "a", "b")
     slots, campaigns = RunnerSlotStore(store), CampaignStore(store)
     gold = await campaigns.ensure_campaign("gold", "vip")
@@ -246,9 +237,9 @@ async def test_campaigns_of_one_agent_queue_run_on_one_worker(shared_store: Stor
 
 @pytest.mark.postgres
 async def test_a_campaign_leaves_a_dead_pbx_only_once_its_calls_there_are_settled(
-    shared_store: Store,
+    postgres_store: Store,
 ) -> None:
-    store = shared_store
+    store = postgres_store
     registry = await join(store, "a")
     await registry.register(worker("b", pbx="site-b"), lease_s=LEASE_S)
     slots, campaigns = RunnerSlotStore(store), CampaignStore(store)
