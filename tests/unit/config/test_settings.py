@@ -216,7 +216,7 @@ def test_unknown_campaign_kind_is_reported_at_the_kind_line() -> None:
     text = REQUIRED + "campaigns:\n  c:\n    channel: Local/{number}@c\n    kind: survey\n"
 
     assert problems(text) == [
-        "c.yaml:9: campaigns.c.kind: unknown kind 'survey'; one of: refusal_callback, vip"
+        "c.yaml:9: campaigns.c.kind: unknown kind 'survey'; one of: refusal_callback, vip, outbound"
     ]
 
 
