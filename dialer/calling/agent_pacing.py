@@ -4,7 +4,6 @@ events, decisions and the once-a-second tick (`dialer.calling.outbound`;
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,6 +12,7 @@ from dialer.calling.outbound import OutboundPacing, callers_waiting
 from dialer.calling.queues import AgentQueue
 from dialer.clock import Clock, Sleep
 from dialer.config import Campaign
+from dialer.metrics import Metrics
 
 __all__ = ["AgentPacing"]
 
@@ -28,7 +28,7 @@ class AgentPacing:
     _now: Clock
     _sleep: Sleep
     update_cap: Callable[[], None]
-    _stopping: Callable[[asyncio.Event], bool]
+    metrics: Metrics
 
     def _outbound_for(self, campaign: Campaign) -> OutboundPacing | None:
         """Permits from the campaign's pacer, for a kind that paces per agent (outbound)."""
@@ -78,7 +78,13 @@ class AgentPacing:
             self.decide()
         self.update_cap()
 
-    async def _tick(self, stop: asyncio.Event) -> None:
-        while not self._stopping(stop):
+    async def _tick(self) -> None:
+        """Once a second until cancelled (also while stopping: a claimed contact waiting for a
+        permit gets one and is put back); the agent measures' gauges every 5 s."""
+        ticks = 0
+        while True:
             await self._sleep(1.0)
             self.decide(tick=True)
+            ticks += 1
+            if ticks % 5 == 0 and self.outbound is not None:
+                self.metrics.set_agent_measures(self.name, self.outbound.measures())

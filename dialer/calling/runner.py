@@ -195,7 +195,7 @@ class CampaignRunner(AgentPacing, FollowingCalls):
         ends the loop: it is reported to `health`, and the loop waits its backoff and goes on."""
         ticking = None
         if self.outbound is not None:
-            ticking = asyncio.get_running_loop().create_task(self._tick(stop))
+            ticking = asyncio.get_running_loop().create_task(self._tick())
         try:
             while not self._stopping(stop):
                 if self.paused or not self.campaign.enabled or not self.pbx.logged_in:
