@@ -4,11 +4,14 @@ events, decisions and the once-a-second tick (`dialer.calling.outbound`;
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from dialer.calling.calls import Call, CallRouter
 from dialer.calling.outbound import OutboundPacing, callers_waiting
+from dialer.calling.ports import CampaignRepository
 from dialer.calling.queues import AgentQueue
 from dialer.clock import Clock, Sleep
 from dialer.config import Campaign
@@ -39,6 +42,42 @@ class AgentPacing:
         return OutboundPacing(rule, self.agent_queue.name, clock=clock, log=self.log)
 
     # -- the agent queue's events (`dialer.calling.queues`, `dialer.calling.agent_ledger`) ----
+
+    def _reconfigure_outbound(self, campaign: Campaign, queue_changed: bool) -> None:
+        """A reloaded config: the pacing changed in place (a runner waiting for a permit keeps
+        waiting on the same one); a new agent queue starts a new ledger."""
+        if self.outbound is None or queue_changed or campaign.pacing_rule() is None:
+            self.outbound = self._outbound_for(campaign)
+            return
+        rule = campaign.pacing_rule()
+        if rule is not None:
+            self.outbound.reconfigure(rule)
+
+    async def _permit(self, outbound: OutboundPacing, stop: asyncio.Event) -> bool:
+        """Wait for a pacing permit; False when `stop` came first (nothing taken)."""
+        permit = asyncio.ensure_future(outbound.take_permit())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([permit, stopped], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if permit.done():
+            return True
+        permit.cancel()
+        return False
+
+    async def read_abandon_history(self, repository: CampaignRepository, campaign_id: int) -> None:
+        """The abandon rule's window as the store has it (after a restart, the rate goes on)."""
+        outbound = self.outbound
+        if outbound is None:
+            return
+        now = self._now()
+        since = now - timedelta(seconds=outbound.rule.abandon_window_s)
+        rows = await repository.answered_since(
+            campaign_id, since, abandon_after_s=outbound.rule.abandon_after_s
+        )
+        for answered_at, abandoned in rows:
+            outbound.guard.observe_answered(abandoned=abandoned, at_s=answered_at.timestamp())
+        rate = outbound.guard.abandon_rate(now.timestamp())
+        self.log.info("campaign.abandon_history_read", answered=len(rows), abandon_rate=rate)
 
     def queue_event(self, event: Mapping[str, str]) -> None:
         if self.agent_queue is not None:

@@ -103,6 +103,24 @@ class OutboundPacing:
         self._placing = 0
         self._granted = asyncio.Event()
 
+    def reconfigure(self, rule: PacingRule) -> None:
+        """A reloaded config: a new pacer when the pacing changed (it learns again), the abandon
+        rule's cap and window in place (its calls are kept)."""
+        if rule == self.rule:
+            return
+        if (rule.mode, rule.ratio, rule.max_abandon_rate, rule.abandon_after_s) != (
+            self.rule.mode,
+            self.rule.ratio,
+            self.rule.max_abandon_rate,
+            self.rule.abandon_after_s,
+        ):
+            self.pacer = pacer_for(rule)
+            self.ledger.on_talk = self.pacer.observe_talk
+            self.ledger.on_wrap_up = self.pacer.observe_wrap_up
+        self.guard.max_abandon_rate = rule.abandon_cap
+        self.guard.window_s = rule.abandon_window_s
+        self.rule = rule
+
     # ---------------------------------------------------------------------------- permits
 
     async def take_permit(self) -> None:

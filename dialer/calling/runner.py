@@ -118,6 +118,7 @@ class CampaignRunner(AgentPacing, FollowingCalls):
     async def open(self) -> None:
         self.campaign_id = await self.repository.ensure_campaign(self.name, self.campaign.kind)
         self.paused = await self.repository.campaign_state(self.campaign_id) == "paused"
+        await self.read_abandon_history(self.repository, self.campaign_id)
 
     async def set_paused(self, paused: bool) -> None:
         await self.repository.set_campaign_state(
@@ -156,8 +157,7 @@ class CampaignRunner(AgentPacing, FollowingCalls):
         new_queue = None
         if queue_after != queue_before:
             self.agent_queue = new_queue = self._agent_queue_for(campaign)
-        if campaign.pacing_rule() != (self.outbound.rule if self.outbound else None):
-            self.outbound = self._outbound_for(campaign)
+        self._reconfigure_outbound(campaign, queue_changed=new_queue is not None)
         self.update_cap()
         self.wake()
         return new_queue
@@ -279,8 +279,9 @@ class CampaignRunner(AgentPacing, FollowingCalls):
         if await self.admission.window_closed(contact) or await self.admission.refused(contact):
             return "handled"
         outbound = self.outbound
-        if outbound is not None:
-            await outbound.take_permit()
+        if outbound is not None and not await self._permit(outbound, stop):
+            await self.repository.put_back(contact.id, due_at=self._now(), now=self._now())
+            return "handled"
         handed_over = False
         try:
             await self.pacer.take_slot()  # the CPS turn comes right before the Originate

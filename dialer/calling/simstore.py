@@ -178,6 +178,11 @@ class MemoryCampaigns:
             contact.state = step.state
         return True
 
+    async def answered_since(
+        self, campaign_id: int, since: datetime, *, abandon_after_s: float
+    ) -> list[tuple[datetime, bool]]:
+        return []  # a simulation starts with no history
+
     async def unsettled_attempts(
         self, campaign_id: int, *, owner: str, now: datetime
     ) -> list[AttemptRow]:
