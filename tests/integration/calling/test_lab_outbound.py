@@ -1,9 +1,11 @@
 """A proactive outbound campaign on the lab PBX: real calls to random lab customers (answer and
 talk time drawn from a seeded generator and written in the number, dialplan behaviour 7RTT), five
 agents in queue `outbound` who talk until the customer hangs up and then wrap up 3 s.
+Run it only under the lab PBX lock: `flock /tmp/pbx-tests.lock scripts/with-lab-pbx
+.venv/bin/pytest tests/integration/calling/test_lab_outbound.py`.
 
 The same customers are dialled progressive, then predictive: the predictive campaign keeps the
-abandon rate under its rule's cap while its agents are busier. About 4 minutes."""
+abandon rate under its rule's cap while its agents are busier. About 5 minutes."""
 
 from __future__ import annotations
 
@@ -53,8 +55,8 @@ def outbound(name: str, pacing: str) -> str:
 
 
 def random_customers(seed: int) -> list[str]:
-    """CONTACTS numbers ending in 7RTT: R 0-3 answers after R+2 s and talks TT+5 s (40%), R 4
-    busy (10%), R 5-9 never answers (50%); TT 5-34 (talks 10-39 s)."""
+    """CONTACTS numbers ending in 7RTT: R 0-4 answers after R+2 s and talks TT+5 s (50%), R 5
+    busy (10%), R 6-9 never answers (40%); TT 5-34 (talks 10-39 s)."""
     draw = random.Random(seed)
     return [
         f"+86138{index:04d}7{draw.randrange(10)}{draw.randrange(5, 35):02d}"
@@ -117,20 +119,21 @@ def abandon_rate(rows: list[dict[str, Any]]) -> float:
     return (len(abandoned) + len(late)) / len(answered)
 
 
+@pytest.mark.timeout(480)
 async def test_predictive_keeps_abandons_under_the_cap_and_agents_busier_than_progressive(
     tmp_path: Path,
 ) -> None:
     phones = random_customers(seed=12)
 
     progressive, progressive_rows = await dial_for(
-        tmp_path, "progressive", "{mode: progressive}", phones, seconds=75
+        tmp_path, "progressive", "{mode: progressive}", phones, seconds=90
     )
     predictive, predictive_rows = await dial_for(
         tmp_path,
         "predictive",
-        "{mode: predictive, max_abandon_rate: 0.05, min_attempts: 30, min_talks: 8}",
+        "{mode: predictive, max_abandon_rate: 0.05, min_attempts: 24, min_talks: 6}",
         phones,
-        seconds=150,
+        seconds=180,
     )
 
     print(f"progressive: {progressive}\npredictive: {predictive}")  # shown with -s
