@@ -23,6 +23,16 @@ from typing import Literal
 __all__ = ["AgentLedger", "AgentState"]
 
 AgentState = Literal["off", "idle", "talking", "wrapping"]
+_AGENT_EVENTS = frozenset(
+    {
+        "QueueMemberStatus",
+        "QueueMemberAdded",
+        "QueueMemberPause",
+        "QueueMemberRemoved",
+        "AgentConnect",
+        "AgentComplete",
+    }
+)
 
 
 @dataclass
@@ -81,9 +91,11 @@ class AgentLedger:
         if event.get("Queue") != self.queue:
             return
         name = event.get("Event", "")
+        interface = _interface(event)
+        if name not in _AGENT_EVENTS or not interface:
+            return  # a caller's event (QueueCallerJoin...), or one that names no member
         now = self.clock()
         self.advance(now)
-        interface = _interface(event)
         agent = self.agents.setdefault(interface, _Agent(since=now))
         if name in ("QueueMemberStatus", "QueueMemberAdded", "QueueMemberPause"):
             self._set_duty(agent, interface, event, now)

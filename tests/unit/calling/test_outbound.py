@@ -153,3 +153,12 @@ def test_abandon_cap_reached_falls_back_to_progressive_and_says_so() -> None:
     assert measures["pacing_now"] == "progressive"
     assert measures["abandon_rule"]["abandon_rate"] == pytest.approx(0.05)
     assert (measures["answered"], measures["connected"], measures["abandoned"]) == (40, 38, 2)
+
+
+def test_ledger_ignores_caller_events_of_its_queue() -> None:
+    ledger = AgentLedger(QUEUE, Clock())
+    ledger.handle(member("a1"))
+
+    ledger.handle({"Event": "QueueCallerJoin", "Queue": QUEUE, "Uniqueid": "x", "Count": "1"})
+
+    assert list(ledger.agents) == ["a1"]
