@@ -162,3 +162,16 @@ def test_ledger_ignores_caller_events_of_its_queue() -> None:
     ledger.handle({"Event": "QueueCallerJoin", "Queue": QUEUE, "Uniqueid": "x", "Count": "1"})
 
     assert list(ledger.agents) == ["a1"]
+
+
+def test_a_reload_changes_the_pacer_and_keeps_the_abandon_window() -> None:
+    clock = Clock()
+    outbound = pacing("progressive", clock, agents=4)
+    outbound.guard.observe_answered(abandoned=True, at_s=clock.now)
+
+    outbound.reconfigure(rule("power", abandon_cap=0.05, abandon_window_s=3600.0))
+
+    assert outbound.pacer.mode == "power"
+    assert (outbound.guard.max_abandon_rate, outbound.guard.window_s) == (0.05, 3600.0)
+    assert outbound.guard.abandon_rate(clock.now) == 1.0  # the call seen before is kept
+    assert outbound.decide([], callers_waiting=0) == 6
