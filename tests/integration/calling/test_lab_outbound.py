@@ -142,3 +142,43 @@ async def test_predictive_keeps_abandons_under_the_cap_and_agents_busier_than_pr
     assert abandon_rate(predictive_rows) <= ABANDON_CAP
     assert predictive["occupancy"] > progressive["occupancy"] + 0.05
     assert predictive["calls_per_agent_hour"] > progressive["calls_per_agent_hour"]
+
+
+@pytest.mark.timeout(120)
+async def test_callers_no_agent_takes_in_time_are_abandoned_and_the_rule_falls_back(
+    tmp_path: Path,
+) -> None:
+    # power 5 with five agents: 25 calls to customers who answer at once (1005: talk 10 s);
+    # five reach an agent, the others wait 2 s, hear the abandon message and are hung up; the
+    # abandon rate passes the 10% cap, so the campaign paces progressive from then on
+    yaml = outbound("power", "{mode: power, ratio: 5}").replace(
+        "retry: {}", "retry: {abandoned: {delay_s: 3600, max_attempts: 2}}"
+    )
+    async with campaign_service(tmp_path, yaml) as service:
+        runner = service.runners["power"]
+        assert runner.outbound is not None
+        phones = [f"+86138{index:04d}1005" for index in range(25)]
+        await service.repository.add_contacts(
+            runner.campaign_id, [NewContact(phone) for phone in phones], datetime.now(UTC)
+        )
+        stop = asyncio.Event()
+        dialling = asyncio.create_task(runner.run(stop))
+        async with asyncio.timeout(60):
+            while runner.outbound.counts.ended < 20:  # noqa: ASYNC110 (real calls end)
+                await asyncio.sleep(0.5)
+        status = await service.status("power")
+        stop.set()
+        async with asyncio.timeout(60):
+            await dialling
+        rows = await service.repository.attempt_rows(runner.campaign_id)
+        states = await service.repository.contact_states(runner.campaign_id)
+
+    abandoned = [row for row in rows if row["outcome"] == "abandoned"]
+    answered = [row for row in rows if row["outcome"] == "answered"]
+    assert len(rows) >= 20  # fewer than 25: paced progressive once the rule tripped
+    assert len(abandoned) >= 10
+    assert all(row["agent_wait_s"] <= 2.0 for row in answered)
+    assert all(row["duration_s"] < 6 for row in abandoned)  # 2 s in the queue, the message
+    assert all(states[row["phone"]][0] == "pending" for row in abandoned)  # retried by the rule
+    assert status["pacing"]["fell_back"] is True  # the rate is far over the 10% cap
+    assert status["pacing"]["pacing_now"] == "progressive"
