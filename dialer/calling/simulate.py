@@ -64,6 +64,10 @@ class SimulationOptions:
     seed: int = 0
     max_concurrent_calls: int | None = None
     """None: the campaign's."""
+    staffing_changes: tuple[tuple[float, int], ...] = ()
+    """(at_s, agents taking calls from then on): log-ins, log-outs, pauses (a harder day)."""
+    answer_rate_changes: tuple[tuple[float, float], ...] = ()
+    """(at_s, answer rate from then on)."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,8 @@ async def _simulate(
         abandon_after_s=rule.abandon_after_s if rule is not None else 2.0,
         warm_up_s=WARM_UP_S,
         measured_s=measured_s,
+        staffing_changes=options.staffing_changes,
+        answer_rate_changes=options.answer_rate_changes,
     )
     clock = VirtualClock(day_start(campaign))
     router = CallRouter(clock=lambda: clock().timestamp(), wall=clock)

@@ -10,6 +10,7 @@ import pytest
 from dialer.calling.simulate import SimulationError, SimulationOptions, simulate
 from dialer.cli.main import main
 from dialer.config import Campaign, parse_settings
+from dialer.config.values import time_range
 
 CONFIG = """\
 ami:
@@ -114,3 +115,19 @@ def test_simulate_command_names_an_unknown_campaign(
 
     assert status == 2
     assert "no campaign 'nope' (campaigns: care, proactive)" in capsys.readouterr().err
+
+
+def test_predictive_stays_under_its_cap_when_agents_leave_and_the_answer_rate_jumps() -> None:
+    wide = campaign().model_copy(update={"calling_windows": {"mon": (time_range("08:00-20:00"),)}})
+    harder_day = SimulationOptions(
+        agents=10,
+        hours=3,
+        seed=0,
+        staffing_changes=((5400.0, 4), (9000.0, 10)),  # six agents away for an hour
+        answer_rate_changes=((7200.0, 0.45),),  # then the customers answer far more
+    )
+
+    result = simulate("proactive", wide, harder_day)
+
+    assert result.abandon_rate <= 0.03
+    assert result.occupancy > 0.85
