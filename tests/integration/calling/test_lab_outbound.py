@@ -151,9 +151,9 @@ async def test_callers_no_agent_takes_in_time_are_abandoned_and_the_rule_falls_b
     # power 5 with five agents: 25 calls to customers who answer at once (1005: talk 10 s);
     # five reach an agent, the others wait 2 s, hear the abandon message and are hung up; the
     # abandon rate passes the 10% cap, so the campaign paces progressive from then on
-    yaml = outbound("power", "{mode: power, ratio: 5}").replace(
-        "retry: {}", "retry: {abandoned: {delay_s: 3600, max_attempts: 2}}"
-    )
+    yaml = outbound("power", "{mode: power, ratio: 5}")
+    yaml = yaml.replace("retry: {}", "retry: {abandoned: {delay_s: 3600, max_attempts: 2}}")
+    yaml = yaml.replace("max_total_attempts: 1", "max_total_attempts: 3")
     async with campaign_service(tmp_path, yaml) as service:
         runner = service.runners["power"]
         assert runner.outbound is not None
