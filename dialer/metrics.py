@@ -26,6 +26,13 @@ NO_PROVIDER = "none"
 
 _LAG_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _AGENT_WAIT_BUCKETS_S = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
+_AGENT_MEASURES = (
+    "occupancy",
+    "agent_idle_s_mean",
+    "answer_rate",
+    "calls_per_agent_hour",
+    "connects_per_agent_hour",
+)
 _LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -166,6 +173,15 @@ class Metrics:
             "Now minus the oldest due next_attempt_at of a queued message; 0 when none is due.",
             registry=r,
         )
+        # Outbound campaigns: agents and pacing (set by the runner once in a while)
+        self.agent_measure = Gauge(
+            "outreach_agent_measure",
+            "Outbound campaign measures since the runner started: occupancy, agent_idle_s_mean,"
+            " answer_rate, abandon_rate (over the abandon rule's window), calls_per_agent_hour,"
+            " connects_per_agent_hour, fell_back (1 while paced progressive by the rule).",
+            ["campaign", "measure"],
+            registry=r,
+        )
         self._abandon: dict[str, _AbandonCounts] = {}
         self._reconnects_seen = 0
 
@@ -210,6 +226,18 @@ class Metrics:
         self.call_abandon_ratio.labels(campaign=campaign).set(ratio)
 
     # -- config ------------------------------------------------------------------------------
+
+    def set_agent_measures(self, campaign: str, measures: Mapping[str, object]) -> None:
+        """The gauges of `outreach_agent_measure` from `OutboundPacing.measures()`."""
+        rule = measures.get("abandon_rule")
+        values = {
+            **{key: measures.get(key) for key in _AGENT_MEASURES},
+            "abandon_rate": rule.get("abandon_rate") if isinstance(rule, Mapping) else None,
+            "fell_back": 1.0 if measures.get("fell_back") else 0.0,
+        }
+        for name, value in values.items():
+            if isinstance(value, int | float):
+                self.agent_measure.labels(campaign=campaign, measure=name).set(value)
 
     def config_reloaded(self, *, applied: bool) -> None:
         self.config_reloads.labels(result="applied" if applied else "refused").inc()

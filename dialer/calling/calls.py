@@ -84,6 +84,7 @@ class Call:
         if self.on_change is not None and (
             after.agent_connected_at != before.agent_connected_at
             or after.ended_at != before.ended_at
+            or after.answered_at != before.answered_at
         ):
             self.on_change(self)
 

@@ -57,6 +57,7 @@ def originate_request(
     agent_queue = route.queue or campaign.agent_queue
     if agent_queue:
         variables["AGENT_QUEUE"] = agent_queue
+    variables.update(campaign.dialplan_variables())
     return OriginateRequest(
         action_id=attempt_id,
         channel_id=attempt_id,

@@ -264,6 +264,12 @@ class CampaignRepository(Protocol):
         """Write the outcome once and apply the contact's step (due again at
         `next_attempt_at` when pending), in one transaction. False: already settled."""
 
+    async def answered_since(
+        self, campaign_id: int, since: datetime, *, abandon_after_s: float
+    ) -> list[tuple[datetime, bool]]:
+        """(when answered, abandoned) of the campaign's answered calls since `since`, oldest
+        first (the abandon rule's window, read again after a restart)."""
+
     async def unsettled_attempts(
         self, campaign_id: int, *, owner: str, now: datetime
     ) -> list[AttemptRow]:

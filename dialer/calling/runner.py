@@ -24,6 +24,7 @@ import uuid
 from datetime import timedelta
 
 from dialer.calling.admission import Admission
+from dialer.calling.agent_pacing import AgentPacing
 from dialer.calling.backoff import RefusalBackoff
 from dialer.calling.calls import Call, CallRouter
 from dialer.calling.dnc import DncList
@@ -48,7 +49,7 @@ from dialer.metrics import Metrics
 log = get_logger(__name__)
 
 
-class CampaignRunner(FollowingCalls):
+class CampaignRunner(AgentPacing, FollowingCalls):
     def __init__(
         self,
         name: str,
@@ -100,6 +101,7 @@ class CampaignRunner(FollowingCalls):
         self._retired = False
         self.log = log.bind(campaign=name)
         self.agent_queue = self._agent_queue_for(campaign)
+        self.outbound = self._outbound_for(campaign)
         self.update_cap()
         self.campaign_id = 0
         self.paused = False
@@ -116,6 +118,7 @@ class CampaignRunner(FollowingCalls):
     async def open(self) -> None:
         self.campaign_id = await self.repository.ensure_campaign(self.name, self.campaign.kind)
         self.paused = await self.repository.campaign_state(self.campaign_id) == "paused"
+        await self.read_abandon_history(self.repository, self.campaign_id)
 
     async def set_paused(self, paused: bool) -> None:
         await self.repository.set_campaign_state(
@@ -154,6 +157,7 @@ class CampaignRunner(FollowingCalls):
         new_queue = None
         if queue_after != queue_before:
             self.agent_queue = new_queue = self._agent_queue_for(campaign)
+        self._reconfigure_outbound(campaign, queue_changed=new_queue is not None)
         self.update_cap()
         self.wake()
         return new_queue
@@ -175,7 +179,7 @@ class CampaignRunner(FollowingCalls):
         a restart). A campaign that dials per free agent is also held to the agents free for
         it: free ones, plus those its own calls are engaged with or waiting for."""
         allowed = self.campaign.max_concurrent_calls
-        if self.agent_queue is not None:
+        if self.agent_queue is not None and self.outbound is None:
             ours = [
                 call.attempt_id for call in self.router.calls.values() if call.campaign == self.name
             ]
@@ -189,6 +193,9 @@ class CampaignRunner(FollowingCalls):
     async def run(self, stop: asyncio.Event) -> None:
         """Dial until `stop`, then let the calls in flight finish. A failure of the store never
         ends the loop: it is reported to `health`, and the loop waits its backoff and goes on."""
+        ticking = None
+        if self.outbound is not None:
+            ticking = asyncio.get_running_loop().create_task(self._tick())
         try:
             while not self._stopping(stop):
                 if self.paused or not self.campaign.enabled or not self.pbx.logged_in:
@@ -211,6 +218,8 @@ class CampaignRunner(FollowingCalls):
                 if wait_s is not None:
                     await self._idle(wait_s, stop)
         finally:
+            if ticking is not None:
+                ticking.cancel()
             if self.calls:
                 await asyncio.wait(list(self.calls.values()))
 
@@ -269,8 +278,17 @@ class CampaignRunner(FollowingCalls):
     async def _dial_claimed(self, contact: DueContact, stop: asyncio.Event) -> str:
         if await self.admission.window_closed(contact) or await self.admission.refused(contact):
             return "handled"
-        await self.pacer.take_slot()  # the CPS turn comes right before the Originate
+        outbound = self.outbound
+        if outbound is not None and not await self._permit(outbound, stop):
+            await self.repository.put_back(contact.id, due_at=self._now(), now=self._now())
+            return "handled"
         handed_over = False
+        try:
+            await self.pacer.take_slot()  # the CPS turn comes right before the Originate
+        except BaseException:
+            if outbound is not None:
+                outbound.placed(sent=False)
+            raise
         try:
             if self.paused or self._stopping(stop):
                 await self.repository.put_back(contact.id, due_at=self._now(), now=self._now())
@@ -282,6 +300,8 @@ class CampaignRunner(FollowingCalls):
         finally:
             if not handed_over:
                 self.pacer.release()
+            if outbound is not None:
+                outbound.placed(sent=handed_over)
 
     async def _place(self, contact: DueContact) -> bool:
         """Write the attempt, send the Originate; True when a task now follows the call."""
@@ -294,7 +314,7 @@ class CampaignRunner(FollowingCalls):
             phone=contact.phone,
             started_at=now,
             routed_to_queue=self.routed_to_queue,
-            on_change=lambda _: self.update_cap(),
+            on_change=self._call_changed,
         )
         await self.repository.start_attempt(contact, attempt_id=attempt_id, now=now)
         try:

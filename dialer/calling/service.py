@@ -248,16 +248,14 @@ class CampaignService(ReloadingCampaigns):
 
     def _on_queue_event(self, event: Mapping[str, str]) -> None:
         for runner in self._live_runners():
-            if runner.agent_queue is not None:
-                runner.agent_queue.handle(event)
+            runner.queue_event(event)
 
     def on_link_change(self, logged_in: bool) -> None:
         """Link listener: mark calls when the link drops; reconcile them after a new login."""
         if not logged_in:
             self.router.link_lost()
             for runner in self._live_runners():
-                if runner.agent_queue is not None:
-                    runner.agent_queue.forget()
+                runner.forget_queue()
             return
         if not self.ready.is_set():
             return  # the first login: `start` does the rest
@@ -295,7 +293,7 @@ class CampaignService(ReloadingCampaigns):
         queue = runner.agent_queue
         if queue is None:
             return
-        queue.reset(await self.pbx.queue_status(queue.name))
+        runner.reset_queue(await self.pbx.queue_status(queue.name))
         log.info("campaign.agents_read", campaign=runner.name, free_agents=queue.free_agents)
 
     async def _recover(self, runner: CampaignRunner, live: list[Any]) -> None:

@@ -32,9 +32,9 @@ import asyncio
 import contextlib
 import inspect
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
-from dialer.calling.ports import OriginateRequest
+from dialer.calling.ports import LiveChannel, OriginateRequest
 from dialer.calling.simworld import Happening, World, WorldConfig
 
 AmiEvent = dict[str, str]
@@ -65,7 +65,40 @@ class SimulatedPbx:
         self._outbox: list[AmiEvent] = []
         self._wake = asyncio.Event()
         self._delivering = asyncio.Lock()
+        self._wrap_up = str(round(config.wrap_up_s))
         self.world = World(config, seed=seed, listener=self._heard)
+
+    # The rest of the PBX port (`dialer.calling.ports.Pbx`): always logged in, no channel
+    # outlives a run, the queue's members from the world.
+
+    @property
+    def logged_in(self) -> bool:
+        return True
+
+    async def wait_logged_in(self) -> None:
+        return None
+
+    async def queue_status(self, queue: str) -> list[Mapping[str, str]]:
+        """QueueMember items (Location, Status, Paused, Wrapuptime) of the agents on duty."""
+        on_duty = set(self.world.agents_on_duty())
+        wrap_up = str(round(self.world.config.wrap_up_s))
+        return [
+            {
+                "Event": "QueueMember",
+                "Queue": queue,
+                "Location": f"Local/agent{agent}@agents",
+                "Status": "2" if agent in self._in_call else "1",
+                "Paused": "0" if agent in on_duty else "1",
+                "Wrapuptime": wrap_up,
+            }
+            for agent in range(self.world.config.agents)
+        ]
+
+    async def live_channels(self) -> list[LiveChannel]:
+        return []
+
+    async def db_get(self, family: str, key: str) -> str | None:
+        return None
 
     async def originate(self, request: OriginateRequest) -> None:
         """Place the call now; its events follow through `on_event` while `run()` plays."""
@@ -185,5 +218,6 @@ class SimulatedPbx:
             "Status": "2" if in_call else "1",
             "InCall": "1" if in_call else "0",
             "Paused": "1" if agent in self._paused else "0",
+            "Wrapuptime": self._wrap_up,
             **headers,
         }

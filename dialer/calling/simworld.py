@@ -203,6 +203,14 @@ class World:
             ringing=[now - placed for placed in self.ringing.values()],
         )
 
+    def agents_on_duty(self) -> list[int]:
+        """The agents taking calls (or busy and not leaving)."""
+        return [
+            agent
+            for agent, state in enumerate(self._state)
+            if state != _OFF and not self._leaving[agent]
+        ]
+
     def metrics(self) -> DayMetrics:
         """The measured window's figures (call after the day has run past it)."""
         return self._measure.result(self._state, self._since)

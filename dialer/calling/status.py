@@ -57,6 +57,8 @@ async def campaign_status(
     )
     if runner.agent_queue is not None:
         summary["free_agents"] = runner.agent_queue.free_agents
+    if runner.outbound is not None:
+        summary["pacing"] = runner.outbound.measures()
     summary["pbx_refusing"] = runner.refusals.as_dict()
     summary["live_calls"] = live_calls(calls, now)
     summary["recent_attempts"] = [

@@ -1,4 +1,4 @@
-"""The `dialer` command: run the daemon, check a config file, SMS dead letters.
+"""The `dialer` command: run the daemon, check a config file, SMS dead letters, simulate a day.
 
 Exit status: 0 done, 2 the operator must fix something (config, store path, port, a second
 daemon on one SQLite file), 3 this worker was declared dead (paused past its lease: restart it),
@@ -19,6 +19,7 @@ from pathlib import Path
 from dialer import __version__
 from dialer.cli import sms
 from dialer.cli.campaigns import add_campaign_commands, run_campaign_command
+from dialer.cli.simulate import add_simulate_command, run_simulate
 from dialer.config import ConfigError, Settings, load_settings
 from dialer.logs import configure_logging, get_logger
 from dialer.store import StoreError
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", required=True, metavar="PATH", help="the YAML config file")
 
     add_campaign_commands(commands)
+    add_simulate_command(commands)
     return parser
 
 
@@ -147,6 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args.config, roles_from(args.role))
     if args.command == "sms":
         return sms_command(args)
+    if args.command == "simulate":
+        settings = _load_or_report(args.config)
+        if settings is None:
+            return EXIT_USER_ERROR
+        configure_logging("WARNING", "json", sys.stderr)  # the figures alone on stdout
+        return run_simulate(args, settings)
     if args.command in ("contacts", "report"):
         settings = _load_or_report(args.config)
         return EXIT_USER_ERROR if settings is None else run_campaign_command(args, settings)

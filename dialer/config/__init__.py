@@ -11,8 +11,14 @@ as `PATH:LINE: dotted.key: message`. The models are split by section:
   config reference.
 """
 
-from dialer.config.campaigns import DialplanDestination, QueueDestination, RetryRule
-from dialer.config.kinds import KINDS, Campaign, RefusalCallbackCampaign, VipCampaign
+from dialer.config.campaigns import DialplanDestination, PacingRule, QueueDestination, RetryRule
+from dialer.config.kinds import (
+    KINDS,
+    Campaign,
+    OutboundCampaign,
+    RefusalCallbackCampaign,
+    VipCampaign,
+)
 from dialer.config.notifications import (
     DispatcherSettings,
     NotificationRetry,
@@ -52,7 +58,9 @@ __all__ = [
     "LoggingSettings",
     "NotificationRetry",
     "Notifications",
+    "OutboundCampaign",
     "OutboxProvider",
+    "PacingRule",
     "Provider",
     "ProviderStageTemplate",
     "QueueDestination",

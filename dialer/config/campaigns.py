@@ -59,6 +59,25 @@ class AnswerRoute:
     queue: str | None = None
 
 
+@dataclass(frozen=True)
+class PacingRule:
+    """How a kind that paces its calls per agent (outbound) paces them
+    (`dialer.calling.outbound`)."""
+
+    mode: str
+    """progressive, power or predictive."""
+    ratio: float
+    max_abandon_rate: float
+    min_attempts: int
+    min_talks: int
+    abandon_after_s: float
+    abandon_cap: float
+    """The abandon rule's cap: at it, progressive until back under."""
+    abandon_window_s: float
+    intro_s: float
+    """Seconds of recording before the queue: the agent is needed that much after the answer."""
+
+
 class DialplanDestination(Section):
     """An answered call continues in the dialplan."""
 
@@ -191,6 +210,15 @@ class CampaignBase(Section):
     @property
     def digit_dispositions(self) -> Mapping[str, str]:
         """IVR digit -> disposition word (a kind with an IVR says which)."""
+        return {}
+
+    def pacing_rule(self) -> PacingRule | None:
+        """The pacing of a kind that paces calls per agent (outbound); None: one call per free
+        agent when `dials_per_free_agent`, else only the caps."""
+        return None
+
+    def dialplan_variables(self) -> dict[str, str]:
+        """Channel variables the kind's dialplan reads, besides ATTEMPT_ID, CAMPAIGN..."""
         return {}
 
     @property

@@ -163,6 +163,30 @@ class AttemptStore:
             )
         return True
 
+    async def answered_since(
+        self, campaign_id: int, since: datetime, *, abandon_after_s: float
+    ) -> list[tuple[datetime, bool]]:
+        """(when answered, abandoned) of the campaign's calls answered since `since`, oldest
+        first: abandoned when no agent took it, or one took it after `abandon_after_s`."""
+        late = sa.and_(
+            attempts.c.agent_wait_s.is_not(None), attempts.c.agent_wait_s > abandon_after_s
+        )
+        query = (
+            sa.select(
+                attempts.c.answered_at,
+                sa.or_(attempts.c.outcome == Outcome.ABANDONED.value, late),
+            )
+            .where(
+                attempts.c.campaign_id == campaign_id,
+                attempts.c.answered_at >= since,
+                attempts.c.outcome.in_([Outcome.ANSWERED.value, Outcome.ABANDONED.value]),
+            )
+            .order_by(attempts.c.answered_at)
+        )
+        async with reading(self.engine) as conn:
+            rows = (await conn.execute(query)).all()
+        return [(row[0], bool(row[1])) for row in rows]
+
     async def unsettled_attempts(
         self, campaign_id: int, *, owner: str, now: datetime
     ) -> list[AttemptRow]:

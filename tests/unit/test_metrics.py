@@ -126,3 +126,27 @@ def test_every_metric_an_alert_uses_is_exported() -> None:
     metrics.sms_dead.labels(stage="shipped", provider="twilio").inc()
     assert len(used) >= 4
     assert used - exported_names(metrics) == set()
+
+
+def test_agent_measures_of_an_outbound_campaign_become_gauges() -> None:
+    metrics = Metrics()
+    measures = {
+        "occupancy": 0.9,
+        "agent_idle_s_mean": 21.5,
+        "answer_rate": 0.25,
+        "calls_per_agent_hour": 80.0,
+        "connects_per_agent_hour": None,  # nothing measured yet: no sample
+        "fell_back": True,
+        "abandon_rule": {"abandon_rate": 0.012, "max_rate": 0.03},
+    }
+
+    metrics.set_agent_measures("proactive", measures)
+
+    def measure(name: str) -> float | None:
+        return value(metrics, "outreach_agent_measure", campaign="proactive", measure=name)
+
+    assert measure("occupancy") == 0.9
+    assert measure("agent_idle_s_mean") == 21.5
+    assert measure("abandon_rate") == 0.012
+    assert measure("fell_back") == 1.0
+    assert measure("connects_per_agent_hour") is None

@@ -12,13 +12,20 @@ from typing import Annotated
 
 from pydantic import Field
 
+from dialer.config.kinds.outbound import OutboundCampaign
 from dialer.config.kinds.refusal_callback import RefusalCallbackCampaign
 from dialer.config.kinds.vip import VipCampaign
 
-__all__ = ["KINDS", "Campaign", "RefusalCallbackCampaign", "VipCampaign"]
+__all__ = ["KINDS", "Campaign", "OutboundCampaign", "RefusalCallbackCampaign", "VipCampaign"]
 
-KINDS = {"refusal_callback": RefusalCallbackCampaign, "vip": VipCampaign}
+KINDS = {
+    "refusal_callback": RefusalCallbackCampaign,
+    "vip": VipCampaign,
+    "outbound": OutboundCampaign,
+}
 """Kind name (the `kind:` key of a campaign) -> its config model."""
 
-Campaign = Annotated[RefusalCallbackCampaign | VipCampaign, Field(discriminator="kind")]
+Campaign = Annotated[
+    RefusalCallbackCampaign | VipCampaign | OutboundCampaign, Field(discriminator="kind")
+]
 """A campaign of any kind, chosen by its `kind:` key."""

@@ -220,6 +220,7 @@ function renderCampaign(card, c) {
   const agentsRow = card.querySelector(".fact-agents-row");
   agentsRow.hidden = c.free_agents === undefined;
   card.querySelector(".fact-agents").textContent = c.free_agents ?? "";
+  fillPacing(card, c.pacing);
 
   fillCounts(card.querySelector(".campaign-outcomes tbody"), c.attempts || {}, c.attempts_in_flight, "no attempt yet");
   fillCounts(card.querySelector(".campaign-dispositions tbody"), c.dispositions || {}, 0, "none recorded");
@@ -367,3 +368,22 @@ document.addEventListener("DOMContentLoaded", () => {
   setInterval(tick, 1000);
   loop();
 });
+
+// Outbound campaigns: the pacing in force (and a fall-back to progressive), the abandon rate
+// over the rule's window, and the agent measures.
+function fillPacing(card, pacing) {
+  for (const rowEl of card.querySelectorAll(".fact-pacing-row")) rowEl.hidden = !pacing;
+  if (!pacing) return;
+  const percent = (value) => (value === null || value === undefined ? "–" : `${(100 * value).toFixed(1)}%`);
+  const fellBack = pacing.fell_back ? ` — fell back to progressive: abandon cap reached` : "";
+  card.querySelector(".fact-pacing").textContent = `${pacing.mode}${fellBack}`;
+  card.querySelector(".fact-pacing").classList.toggle("is-warning", pacing.fell_back);
+  const rule = pacing.abandon_rule;
+  card.querySelector(".fact-abandon").textContent =
+    `${percent(rule.abandon_rate)} of answered over ${Math.round(rule.window_s / 3600)} h (cap ${percent(rule.max_rate)})`;
+  const idle = pacing.agent_idle_s_mean === null ? "–" : `${pacing.agent_idle_s_mean} s`;
+  card.querySelector(".fact-occupancy").textContent =
+    `${pacing.agents_on_duty} on duty, ${percent(pacing.occupancy)} busy, idle ${idle} between calls, answer rate ${percent(pacing.answer_rate)}`;
+  card.querySelector(".fact-per-hour").textContent =
+    `${pacing.calls_per_agent_hour ?? "–"} calls, ${pacing.connects_per_agent_hour ?? "–"} connects`;
+}

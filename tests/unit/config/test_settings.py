@@ -98,7 +98,8 @@ def test_vip_campaign_gets_its_kind_defaults_and_dials_into_agent_queue() -> Non
 def test_example_config_is_valid() -> None:
     settings = load_settings(REPO / "config" / "example.yaml", environ={})
 
-    assert sorted(settings.campaigns) == ["refusal-callback", "vip-care"]
+    assert sorted(settings.campaigns) == ["proactive", "refusal-callback", "vip-care"]
+    assert settings.campaigns["proactive"].pacing_rule() is not None
     assert settings.notifications.stages["refused"].add_to_campaign == "refusal-callback"
     assert settings.notifications.stages["delivered"].only_vip
     assert settings.api.token.get_secret_value() == "demo-api-token"
@@ -216,7 +217,7 @@ def test_unknown_campaign_kind_is_reported_at_the_kind_line() -> None:
     text = REQUIRED + "campaigns:\n  c:\n    channel: Local/{number}@c\n    kind: survey\n"
 
     assert problems(text) == [
-        "c.yaml:9: campaigns.c.kind: unknown kind 'survey'; one of: refusal_callback, vip"
+        "c.yaml:9: campaigns.c.kind: unknown kind 'survey'; one of: refusal_callback, vip, outbound"
     ]
 
 
