@@ -39,7 +39,9 @@ from dialer.http.server import Check, make_web_app
 from dialer.http.sessions import Sessions
 from dialer.http.sms import add_sms_routes
 from dialer.http.status_page import StatusPage
+from dialer.http.timeline import add_timeline_routes
 from dialer.logs import get_logger
+from dialer.messaging.followup_service import FollowUpService
 from dialer.messaging.service import SmsService
 from dialer.metrics import Metrics
 from dialer.pbx.adapter import AmiPbx
@@ -57,6 +59,7 @@ from dialer.store import (
 )
 from dialer.store.runner_slots import RunnerSlotStore
 from dialer.store.sms_reports import backlog
+from dialer.store.timeline import TimelineStore
 from dialer.store.workers import SqliteLock, WorkerStore
 from dialer.workers import Membership, Role, WorkerIdentity, WorkerIdTaken, default_worker_id
 
@@ -203,6 +206,7 @@ class Daemon:
         app.router.add_post("/v1/reload", self.reloader.route)
         add_campaign_routes(app, campaigns)
         add_sms_routes(app, sms, store)
+        add_timeline_routes(app, store, default_region=self.settings.default_region)
         StatusPage(sessions, LoginThrottle(self.now), public_url=api.public_url).add_routes(app)
         return app
 
@@ -235,8 +239,19 @@ class Daemon:
             now=self.now,
             metrics=self.metrics,
             health=self.health,
+            timeline=TimelineStore(store),
         )
         return campaigns, sms
+
+    def follow_up(self, store: Store) -> FollowUpService:
+        """Escalation rules, webhooks to the order system, timeline pruning."""
+        return FollowUpService(
+            self.settings,
+            timeline=TimelineStore(store),
+            webhooks=OutboxStore(store, owner=self.worker.id, channel="webhook"),
+            now=self.now,
+            health=self.health,
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; raise `StartupError` for what the operator must fix,
@@ -279,8 +294,11 @@ class Daemon:
         self.components = []
         if self.worker.plays("dispatcher"):
             self.components.append(sms)
+            follow_up = self.follow_up(store)
+            self.components.append(follow_up)
             if membership.shared:
                 membership.on_tick(sms.take_over)
+                membership.on_tick(follow_up.take_over)
         if self.worker.plays("campaigns"):
             self.components.append(campaigns)
             membership.on_tick(campaigns.on_heartbeat)

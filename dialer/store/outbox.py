@@ -33,7 +33,9 @@ from dialer.messaging.ports import (
 )
 from dialer.store import opt_outs as opt_out_rows
 from dialer.store.engine import Store, batch_fails_alone, writing
+from dialer.store.message_timeline import message_entry, record_outcomes_on_timeline
 from dialer.store.schema import UtcDateTime, opt_outs, outbound_messages
+from dialer.store.timeline import add_entries
 from dialer.store.workers import declared_dead, not_live
 
 __all__ = ["OutboxStore"]
@@ -49,7 +51,12 @@ def _now_param(name: str = "now") -> sa.BindParameter[datetime]:
 _OWNER = sa.bindparam("owner", type_=sa.String())
 _DUE = (
     sa.select(_m.id)
-    .where(_m.status == "queued", _m.next_attempt_at <= _now_param(), ~declared_dead(_OWNER))
+    .where(
+        _m.status == "queued",
+        _m.next_attempt_at <= _now_param(),
+        _m.channel == sa.bindparam("channel", type_=sa.String()),
+        ~declared_dead(_OWNER),
+    )
     .order_by(_m.next_attempt_at, _m.id)
     .limit(sa.bindparam("limit", type_=sa.Integer()))
     .with_for_update(skip_locked=True)
@@ -158,9 +165,10 @@ class OutboxStore:
     holds (a worker declared dead while paused cannot undo the work of the one that took its
     messages over). Without an owner: one worker, and no fence."""
 
-    def __init__(self, store: Store, *, owner: str | None = None) -> None:
+    def __init__(self, store: Store, *, owner: str | None = None, channel: str = "sms") -> None:
         self.store = store
         self.owner = owner
+        self.channel = channel
         self.engine = store.engine
         self.dialect = store.dialect
 
@@ -172,9 +180,11 @@ class OutboxStore:
         worker, and return them, each with whether its number has opted out of SMS since it
         was queued. Nothing once this worker was declared dead (paused past its lease)."""
         async with writing(self.engine) as conn:
-            params = {"now": now, "limit": limit, "owner": self.owner}
+            params = {"now": now, "limit": limit, "owner": self.owner, "channel": self.channel}
             rows = (await conn.execute(_CLAIM, params)).all()
-            opted_out = await _opted_out_of_sms(conn, {row.phone for row in rows})
+            # A webhook about an opted-out number (sms.opted_out) still goes to the order system.
+            phones = {row.phone for row in rows} if self.channel == "sms" else set()
+            opted_out = await _opted_out_of_sms(conn, phones)
         claimed = [
             ClaimedMessage(
                 row.id,
@@ -199,6 +209,7 @@ class OutboxStore:
         async with writing(self.engine) as conn:
             for kind, params in by_kind.items():
                 await conn.execute(_STATEMENTS[kind], params)
+            await record_outcomes_on_timeline(conn, outcomes)
             for outcome in outcomes:
                 if outcome.opt_out_phone is not None:
                     await opt_out_rows.opt_out(
@@ -209,6 +220,8 @@ class OutboxStore:
         """The outcome of one claimed message; False when its row was not `sending`."""
         async with writing(self.engine) as conn:
             result = await conn.execute(_STATEMENTS[outcome.kind], _params(outcome, self.owner))
+            if result.rowcount:
+                await record_outcomes_on_timeline(conn, [outcome])
             if outcome.opt_out_phone is not None:
                 await opt_out_rows.opt_out(
                     conn, outcome.opt_out_phone, source="provider", now=outcome.now
@@ -224,11 +237,11 @@ class OutboxStore:
         worker), every row `sending`. The provider may have taken such a message before the
         crash: it may go out twice."""
         if self.owner is None:
-            which = _m.status == "sending"
+            which = sa.and_(_m.status == "sending", _m.channel == self.channel)
         else:
             left = not_live(_m.lease_owner)
             mine = sa.or_(left, _m.lease_owner == self.owner) if own else left
-            which = sa.and_(_m.status == "sending", mine)
+            which = sa.and_(_m.status == "sending", _m.channel == self.channel, mine)
         async with writing(self.engine) as conn:
             rows = (
                 await conn.execute(
@@ -282,9 +295,17 @@ class OutboxStore:
                         _m.provider,
                         _m.attempts,
                         sa.func.coalesce(_m.replayed_at, _m.created_at).label("age_from"),
+                        _m.phone,
+                        _m.order_id,
+                        _m.channel,
                     )
                 )
             ).first()
+            if row is not None:
+                kind = "sms_delivered" if status == "delivered" else "sms_failed"
+                if status in ("delivered", "undelivered", "failed"):
+                    entry = message_entry(row, kind, now, reason=error_code or status)
+                    await add_entries(conn, [entry])
         if row is None:
             return None
         return DeliveryReport(row.id, row.stage, row.provider, row.attempts, row.age_from)
@@ -307,12 +328,20 @@ class OutboxStore:
             "updated_at": now,
         }
         async with writing(self.engine) as conn:
-            result = await conn.execute(
-                outbound_messages.update()
-                .where(_m.id == message_id, _m.status.in_(["undelivered", "failed"]))
-                .values(**values)
-            )
-        return bool(result.rowcount)
+            row = (
+                await conn.execute(
+                    outbound_messages.update()
+                    .where(_m.id == message_id, _m.status.in_(["undelivered", "failed"]))
+                    .values(**values)
+                    .returning(_m.id, _m.phone, _m.order_id, _m.stage, _m.channel)
+                )
+            ).first()
+            if row is not None:
+                kind = "dead" if retry_at is None else "retry"
+                await add_entries(
+                    conn, [message_entry(row, kind, now, reason=error, until=retry_at)]
+                )
+        return row is not None
 
     async def replay_dead(self, message_id: int, *, now: datetime) -> bool:
         """A dead message queued again, due now; `max_age_s` counts from now (`replayed_at`),
