@@ -1,4 +1,5 @@
-"""The `dialer` command: run the daemon, check a config file, SMS dead letters.
+"""The `dialer` command: run the daemon, check a config file, SMS dead letters, a number's
+timeline.
 
 Exit status: 0 done, 2 the operator must fix something (config, store path, port, a second
 daemon on one SQLite file), 3 this worker was declared dead (paused past its lease: restart it),
@@ -19,6 +20,7 @@ from pathlib import Path
 from dialer import __version__
 from dialer.cli import sms
 from dialer.cli.campaigns import add_campaign_commands, run_campaign_command
+from dialer.cli.timeline import add_timeline_command, run_timeline_command
 from dialer.config import ConfigError, Settings, load_settings
 from dialer.logs import configure_logging, get_logger
 from dialer.store import StoreError
@@ -61,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", required=True, metavar="PATH", help="the YAML config file")
 
     add_campaign_commands(commands)
+    add_timeline_command(commands)
     return parser
 
 
@@ -150,4 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("contacts", "report"):
         settings = _load_or_report(args.config)
         return EXIT_USER_ERROR if settings is None else run_campaign_command(args, settings)
+    if args.command == "timeline":
+        settings = _load_or_report(args.config)
+        return EXIT_USER_ERROR if settings is None else run_timeline_command(args, settings)
     raise AssertionError(f"unhandled command {args.command}")  # argparse refuses unknown ones

@@ -171,6 +171,10 @@ class FollowUpService:
             tasks.create_task(self._prune_loop(stop), name="timeline-prune")
             if self.dispatcher is not None:
                 tasks.create_task(self.dispatcher.run(stop), name="webhooks")
+        await self.close()
+
+    async def close(self) -> None:
+        """Release the webhook sender's HTTP session (again: no harm)."""
         if self.notifier is not None:
             await self.notifier.close()
 

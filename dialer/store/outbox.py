@@ -54,7 +54,7 @@ _DUE = (
     .where(
         _m.status == "queued",
         _m.next_attempt_at <= _now_param(),
-        _m.channel == sa.bindparam("channel", type_=sa.String()),
+        _m.channel == sa.bindparam("b_channel", type_=sa.String()),
         ~declared_dead(_OWNER),
     )
     .order_by(_m.next_attempt_at, _m.id)
@@ -180,7 +180,7 @@ class OutboxStore:
         worker, and return them, each with whether its number has opted out of SMS since it
         was queued. Nothing once this worker was declared dead (paused past its lease)."""
         async with writing(self.engine) as conn:
-            params = {"now": now, "limit": limit, "owner": self.owner, "channel": self.channel}
+            params = {"now": now, "limit": limit, "owner": self.owner, "b_channel": self.channel}
             rows = (await conn.execute(_CLAIM, params)).all()
             # A webhook about an opted-out number (sms.opted_out) still goes to the order system.
             phones = {row.phone for row in rows} if self.channel == "sms" else set()

@@ -32,6 +32,7 @@ ENV = {
     "API_TOKEN": TOKEN,
     "TWILIO_TOKEN": DEFAULT_AUTH_TOKEN,
     "WRONG_TOKEN": "wrong-token",
+    "WEBHOOK_SECRET": "order-system-shared-secret",
 }
 
 STAGES = """\
@@ -68,6 +69,7 @@ def sms_settings(
     concurrency: int = 10,
     twilio_token: str = "${TWILIO_TOKEN}",
     stages: str = STAGES,
+    extra: str = "",
 ) -> Settings:
     callback = f"status_callback_url: {public_url}/v1/sms/twilio/status" if public_url else ""
     text = f"""\
@@ -103,7 +105,7 @@ notifications:
   dispatcher: {{concurrency: {concurrency}, poll_interval_s: 0.05}}
   quiet_hours: {quiet_hours}
   signature: 【好物优选】
-{stages}"""
+{stages}{extra}"""
     return parse_settings(text, source="test.yaml", base_dir=directory, environ=ENV)
 
 
