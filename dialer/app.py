@@ -31,6 +31,7 @@ from dialer.calling.slots import SlotKeeper
 from dialer.clock import Clock, utc_now
 from dialer.config import Settings
 from dialer.daemon_reload import ConfigReloader
+from dialer.daemon_settings import ami_options, worker_identity
 from dialer.health import Health
 from dialer.http.campaigns import add_campaign_routes
 from dialer.http.connections import LimitedSite, runner_options
@@ -46,7 +47,7 @@ from dialer.messaging.service import SmsService
 from dialer.metrics import Metrics
 from dialer.pbx.adapter import AmiPbx
 from dialer.pbx.client import AmiClient
-from dialer.pbx.wire import AmiOptions, LinkState
+from dialer.pbx.wire import LinkState
 from dialer.store import (
     CallbackStore,
     CampaignStore,
@@ -91,24 +92,6 @@ class Component(Protocol):
         it cannot (changing nothing)."""
 
 
-def ami_options(settings: Settings) -> AmiOptions:
-    ami = settings.ami
-    return AmiOptions(
-        host=ami.host,
-        port=ami.port,
-        username=ami.username,
-        secret=ami.secret.get_secret_value(),
-        events=ami.events,
-        connect_timeout_s=ami.connect_timeout_s,
-        action_timeout_s=ami.action_timeout_s,
-        ping_interval_s=ami.ping_interval_s,
-        ping_timeout_s=ami.ping_timeout_s,
-        reconnect_initial_backoff_s=ami.reconnect_initial_backoff_s,
-        reconnect_max_backoff_s=ami.reconnect_max_backoff_s,
-        login_failure_backoff_s=ami.login_failure_backoff_s,
-    )
-
-
 async def metrics_page(metrics: Metrics, store: Store, now: datetime) -> bytes:
     """`GET /metrics`: the outbox gauges read from the store now, then the exposition."""
     waiting = await backlog(store, now=now)
@@ -118,16 +101,6 @@ async def metrics_page(metrics: Metrics, store: Store, now: datetime) -> bytes:
 
 def link_check(state: LinkState) -> Check:
     return Check("ami", state.logged_in, state.detail)
-
-
-def worker_identity(settings: Settings, roles: Sequence[Role] | None = None) -> WorkerIdentity:
-    """Who this daemon is among the workers: `worker` in the config, `--role` overriding."""
-    worker = settings.worker
-    return WorkerIdentity(
-        id=worker.id or default_worker_id(),
-        roles=tuple(roles or worker.roles),
-        pbx=worker.pbx or "default",
-    )
 
 
 @dataclass

@@ -26,6 +26,7 @@ GROUPS = [
     ("dialer/config/*", "config"),
     ("dialer/app.py", "app"),
     ("dialer/daemon_reload.py", "app"),
+    ("dialer/daemon_settings.py", "app"),
     ("dialer/__main__.py", "cli"),
     ("dialer/*.py", "shared"),
     ("notifiers/*", "notifiers"),
