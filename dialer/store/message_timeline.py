@@ -4,6 +4,7 @@ Called by `dialer.store.outbox` in the transaction of the change they record."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -12,16 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dialer.messaging.ports import MessageOutcome
-from dialer.store.schema import outbound_messages
-from dialer.store.timeline import add_entries
+from dialer.store.schema import UtcDateTime, outbound_messages, timeline
 from dialer.timeline import NewEntry
 
 __all__ = ["message_entry", "record_outcomes_on_timeline"]
 
 _m = outbound_messages.c
-_ROWS = sa.select(_m.id, _m.phone, _m.order_id, _m.stage, _m.channel).where(
-    _m.id.in_(sa.bindparam("ids", expanding=True))
-)
 _KINDS = {
     ("sms", "sent"): "sms_sent",
     ("sms", "retry"): "sms_retry",
@@ -48,21 +45,46 @@ def message_entry(row: Any, kind: str, now: datetime, **values: Any) -> NewEntry
     )
 
 
-def _outcome_entry(row: Any, outcome: MessageOutcome) -> NewEntry:
-    if outcome.kind == "sent":
-        return message_entry(row, "sent", outcome.now, reason=outcome.provider)
-    if outcome.kind == "retry":
-        return message_entry(row, "retry", outcome.now, reason=outcome.error, until=outcome.at)
-    return message_entry(row, "dead", outcome.now, reason=outcome.error)
+@functools.cache
+def _from_outbox(dialect: str, kind: str) -> Any:
+    """INSERT INTO timeline ... SELECT ... FROM outbound_messages WHERE id = :e_id: an entry
+    about one message made by the database from its row (no read back, no Python per row)."""
+    json_object = sa.func.jsonb_build_object if dialect == "postgresql" else sa.func.json_object
+    webhook = _m.channel == "webhook"
+    detail = json_object(
+        sa.case((webhook, "event"), else_="stage"),
+        sa.func.replace(_m.stage, "webhook:", ""),
+        "message_id",
+        _m.id,
+    )
+    followed = sa.case((webhook, sa.null()), else_=sa.true()) if kind == "dead" else sa.null()
+    columns = ["phone", "at", "kind", "reason", "until", "order_id", "detail", "follow_up"]
+    values = sa.select(
+        _m.phone,
+        sa.bindparam("e_at", type_=UtcDateTime()),
+        sa.case((webhook, _KINDS[("webhook", kind)]), else_=_KINDS[("sms", kind)]),
+        sa.bindparam("e_reason", type_=sa.Text()),
+        sa.bindparam("e_until", type_=UtcDateTime()),
+        _m.order_id,
+        detail,
+        followed,
+    ).where(_m.id == sa.bindparam("e_id", type_=sa.Integer()))
+    return timeline.insert().from_select(columns, values)
+
+
+def _params(outcome: MessageOutcome) -> dict[str, Any]:
+    reason = outcome.provider if outcome.kind == "sent" else outcome.error
+    until = outcome.at if outcome.kind == "retry" else None
+    return {"e_id": outcome.message_id, "e_at": outcome.now, "e_reason": reason, "e_until": until}
 
 
 async def record_outcomes_on_timeline(
     conn: AsyncConnection, outcomes: Sequence[MessageOutcome]
 ) -> None:
-    """The outcomes on the timeline of their numbers: one SELECT, one executemany."""
-    ids = sorted({outcome.message_id for outcome in outcomes})
-    rows = {row.id: row for row in await conn.execute(_ROWS, {"ids": ids})}
-    await add_entries(
-        conn,
-        [_outcome_entry(rows[o.message_id], o) for o in outcomes if o.message_id in rows],
-    )
+    """The outcomes on the timeline of their numbers: one INSERT ... SELECT (executemany) per
+    kind of outcome, in the caller's transaction."""
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for outcome in outcomes:
+        by_kind.setdefault(outcome.kind, []).append(_params(outcome))
+    for kind, params in by_kind.items():
+        await conn.execute(_from_outbox(conn.dialect.name, kind), params)

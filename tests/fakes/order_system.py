@@ -4,10 +4,12 @@ It checks every request as a careful receiver would, on its own (not with our co
 HMAC-SHA256 of "timestamp.body" with the shared secret, and a timestamp within five minutes of
 its clock. It counts deliveries by `Idempotency-Key` (a duplicate is counted, answered 200 and
 not acted on twice), and can be told to fail the next requests (`fail_next`: a list of HTTP
-statuses to answer before accepting again)."""
+statuses to answer before accepting again) or to hold every request (`stalling`) until
+`release()`."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -29,12 +31,20 @@ class OrderSystem:
         self.deliveries: Counter[str] = Counter()  # key -> how many times it came
         self.refused: list[str] = []  # why requests were refused (bad signature, stale...)
         self.fail_next: list[int] = []
+        self.stalling = False  # hold every request until `release()`
+        self.stalled = 0  # requests held so far
+        self._released = asyncio.Event()
         self.server: TestServer | None = None
 
     @property
     def url(self) -> str:
         assert self.server is not None
         return str(self.server.make_url("/hooks/outreach"))
+
+    def release(self) -> None:
+        """Answer the held requests (each one then counts as delivered) and hold no more."""
+        self.stalling = False
+        self._released.set()
 
     def duplicates(self) -> int:
         return sum(count - 1 for count in self.deliveries.values())
@@ -69,6 +79,9 @@ class OrderSystem:
             return web.Response(status=401, text="stale timestamp")
         if self.fail_next:
             return web.Response(status=self.fail_next.pop(0), text="try later")
+        if self.stalling:  # the sender may be killed meanwhile: the request still counts
+            self.stalled += 1
+            await self._released.wait()
         key = request.headers["Idempotency-Key"]
         self.deliveries[key] += 1
         if self.deliveries[key] == 1:
