@@ -1,6 +1,7 @@
 """`--no-timeline` for the benchmarks: the store's modules write no timeline entry (their
-`add_entries` and the outbox's `record_outcomes_on_timeline` replaced by no-ops), so a run with and a run without show what recording costs.
-For measuring only: the daemon has no such switch (the timeline is its audit trail)."""
+`add_entries` and the outbox's `record_outcomes_on_timeline` replaced by no-ops), so a run with
+and a run without show what recording costs. For measuring only: the daemon has no such switch
+(the timeline is its audit trail)."""
 
 from __future__ import annotations
 
