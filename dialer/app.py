@@ -41,6 +41,7 @@ from dialer.http.sessions import Sessions
 from dialer.http.sms import add_sms_routes
 from dialer.http.status_page import StatusPage
 from dialer.http.timeline import add_timeline_routes
+from dialer.http.trends import add_trend_routes
 from dialer.logs import get_logger
 from dialer.messaging.followup_service import FollowUpService
 from dialer.messaging.service import SmsService
@@ -180,6 +181,7 @@ class Daemon:
         add_campaign_routes(app, campaigns)
         add_sms_routes(app, sms, store)
         add_timeline_routes(app, store, default_region=self.settings.default_region)
+        add_trend_routes(app, store, now=self.now)
         StatusPage(sessions, LoginThrottle(self.now), public_url=api.public_url).add_routes(app)
         return app
 

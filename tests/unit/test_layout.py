@@ -67,6 +67,7 @@ STORE_FOR_HTTP = {
     "dialer.store.sms_reports",
     "dialer.store.campaign_reports",
     "dialer.store.timeline_reports",
+    "dialer.store.trend_reports",
 }
 # Which groups may import which third-party library (the rest may import none of these).
 LIBRARIES = {
