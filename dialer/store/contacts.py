@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dialer.calling.ports import AddedContact, NewContact
 from dialer.store.schema import campaigns, contacts
+from dialer.store.timeline import add_entries
+from dialer.timeline import NewEntry
 
 WAITING_STATES = ("pending", "dialling")
 
@@ -159,7 +161,40 @@ async def add_contacts(
             result = existing[item.phone]
         seen.add(item.phone)
         results.append(result)
+    await _on_timeline(conn, campaign_id, firsts, inserted, existing, now)
     return results
+
+
+async def _on_timeline(
+    conn: AsyncConnection,
+    campaign_id: int,
+    firsts: Mapping[str, NewContact],
+    inserted: Mapping[str, int],
+    existing: Mapping[str, AddedContact],
+    now: datetime,
+) -> None:
+    """Each number of the batch added to (or merged into) the campaign, on its timeline."""
+    name = await conn.scalar(sa.select(campaigns.c.name).where(campaigns.c.id == campaign_id))
+    entries = []
+    for phone, item in firsts.items():
+        added = inserted.get(phone)
+        merged = existing.get(phone)
+        reason = (
+            "new" if added is not None else ("merged" if merged and merged.waiting else "finished")
+        )
+        contact_id = added if added is not None else (merged.contact_id if merged else None)
+        entries.append(
+            NewEntry(
+                phone,
+                now,
+                "contact_added",
+                reason,
+                campaign=name,
+                order_id=(item.context or {}).get("order_id"),
+                detail={"contact_id": contact_id},
+            )
+        )
+    await add_entries(conn, entries)
 
 
 def _merged(earlier: NewContact, later: NewContact) -> NewContact:

@@ -88,6 +88,10 @@ function chart(title, values, { rate = false, key = "" } = {}) {
       .map((v, i) => (v === null ? null : `${(i + 0.5) * step},${CHART_H - (v / top) * (CHART_H - 4)}`))
       .filter(Boolean);
     if (points.length) svg.append(svgNode("polyline", { points: points.join(" "), class: "trend-line" }));
+    for (const point of points) {
+      const [cx, cy] = point.split(",");
+      svg.append(svgNode("circle", { cx, cy, r: 1.5, class: "trend-point" }));
+    }
   } else {
     values.forEach((v, i) => {
       const height = (v / top) * (CHART_H - 4);
