@@ -42,6 +42,7 @@ ami: {{host: 127.0.0.1, port: {free_port()}, username: outreach, secret_file: am
 store: {{url: "{store_url}"}}
 api: {{host: 127.0.0.1, port: {api_port}, token_file: api-token, shutdown_grace_s: 2}}
 logging: {{level: INFO, format: json}}
+worker: {{id: webhook-worker, lease_s: 3, heartbeat_s: 1}}  # restarted: the same worker
 campaigns:
   refusal-callback: {{kind: refusal_callback, channel: "Local/{{number}}@customers"}}
   vip-care:
