@@ -55,6 +55,16 @@ STAGES = """\
 """
 
 
+CAMPAIGNS = """\
+campaigns:
+  refusal-callback: {kind: refusal_callback, channel: "Local/{number}@customers"}
+  vip-care:
+    kind: vip
+    channel: "Local/{number}@customers"
+    agent_queue: agents
+    destination: {queue: agents}"""
+
+
 def sms_settings(
     directory: Path,
     *,
@@ -70,6 +80,7 @@ def sms_settings(
     twilio_token: str = "${TWILIO_TOKEN}",
     stages: str = STAGES,
     extra: str = "",
+    campaigns: str = CAMPAIGNS,
 ) -> Settings:
     callback = f"status_callback_url: {public_url}/v1/sms/twilio/status" if public_url else ""
     text = f"""\
@@ -80,13 +91,7 @@ api:
   port: {api_port}
   token: "${{API_TOKEN}}"
   {f"public_url: {public_url}" if public_url else ""}
-campaigns:
-  refusal-callback: {{kind: refusal_callback, channel: "Local/{{number}}@customers"}}
-  vip-care:
-    kind: vip
-    channel: "Local/{{number}}@customers"
-    agent_queue: agents
-    destination: {{queue: agents}}
+{campaigns}
 notifications:
   providers:
     outbox: {{type: outbox, path: outbox.jsonl, messages_per_second: 100000}}
