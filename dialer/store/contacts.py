@@ -23,9 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dialer.calling.ports import AddedContact, NewContact
-from dialer.store.schema import campaigns, contacts
-from dialer.store.timeline import add_entries
-from dialer.timeline import NewEntry
+from dialer.store.schema import UtcDateTime, campaigns, contacts, timeline
 
 WAITING_STATES = ("pending", "dialling")
 
@@ -161,40 +159,30 @@ async def add_contacts(
             result = existing[item.phone]
         seen.add(item.phone)
         results.append(result)
-    await _on_timeline(conn, campaign_id, firsts, inserted, existing, now)
+    await _on_timeline(conn, campaign_id, list(firsts), now)
     return results
 
 
 async def _on_timeline(
-    conn: AsyncConnection,
-    campaign_id: int,
-    firsts: Mapping[str, NewContact],
-    inserted: Mapping[str, int],
-    existing: Mapping[str, AddedContact],
-    now: datetime,
+    conn: AsyncConnection, campaign_id: int, phones: Sequence[str], now: datetime
 ) -> None:
-    """Each number of the batch added to (or merged into) the campaign, on its timeline."""
+    """Each number of the batch added to (or merged into) the campaign, on its timeline: one
+    INSERT ... SELECT of the contacts this batch wrote (no Python per row)."""
     name = await conn.scalar(sa.select(campaigns.c.name).where(campaigns.c.id == campaign_id))
-    entries = []
-    for phone, item in firsts.items():
-        added = inserted.get(phone)
-        merged = existing.get(phone)
-        reason = (
-            "new" if added is not None else ("merged" if merged and merged.waiting else "finished")
-        )
-        contact_id = added if added is not None else (merged.contact_id if merged else None)
-        entries.append(
-            NewEntry(
-                phone,
-                now,
-                "contact_added",
-                reason,
-                campaign=name,
-                order_id=(item.context or {}).get("order_id"),
-                detail={"contact_id": contact_id},
-            )
-        )
-    await add_entries(conn, entries)
+    touched = sa.select(
+        contacts.c.phone,
+        sa.literal(now, UtcDateTime()),
+        sa.literal("contact_added"),
+        sa.case((contacts.c.created_at == now, "new"), else_="merged"),
+        sa.literal(name, sa.String()),
+    ).where(
+        contacts.c.campaign_id == campaign_id,
+        contacts.c.updated_at == now,
+        contacts.c.phone.in_(phones),
+    )
+    await conn.execute(
+        timeline.insert().from_select(["phone", "at", "kind", "reason", "campaign"], touched)
+    )
 
 
 def _merged(earlier: NewContact, later: NewContact) -> NewContact:
