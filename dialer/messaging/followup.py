@@ -26,12 +26,15 @@ from typing import Any
 
 from dialer.config import Settings
 from dialer.config.followup import EscalationRule
+from dialer.logs import get_logger
 from dialer.messaging.templates import quiet_hours_end, render
 from dialer.phones import InvalidNumber, parse
 from dialer.timeline import FollowUpAction, NewEntry, QueuedMessage, TimelineEntry
 from notifiers import segments
 
 __all__ = ["decide", "webhook_stage"]
+
+log = get_logger(__name__)
 
 WEBHOOK_PREFIX = "webhook:"
 
@@ -42,10 +45,15 @@ def webhook_stage(event: str, subject: str) -> str:
 
 
 def decide(entries: list[TimelineEntry], settings: Settings, now: datetime) -> list[FollowUpAction]:
-    """Every action the entries cause, in the order of the entries."""
+    """Every action the entries cause, in the order of the entries. An entry that cannot be
+    followed up (a bug, a malformed detail) is logged and passed over: it must not hold up the
+    entries after it forever."""
     actions: list[FollowUpAction] = []
     for entry in entries:
-        actions.extend(_actions(entry, settings, now))
+        try:
+            actions.extend(_actions(entry, settings, now))
+        except Exception:
+            log.exception("follow_up.entry_failed", entry_id=entry.id, kind=entry.kind)
     return actions
 
 

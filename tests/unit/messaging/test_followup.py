@@ -112,3 +112,9 @@ def test_sms_outcomes_become_their_webhooks() -> None:
         for action in decide([delivered, dead, opted], settings(), NOW)
     ]
     assert events == ["sms.delivered", "sms.failed", "sms.opted_out"]
+
+
+def test_an_entry_that_cannot_be_followed_up_does_not_hold_up_the_others() -> None:
+    broken = entry("sms_reply", "1", pending=[{"campaign": "refusal-callback"}])  # no contact_id
+    actions = decide([broken, finished("done")], settings(), NOW)
+    assert [json.loads(a.messages[0].body)["event"] for a in actions] == ["contact.finished"]
