@@ -339,3 +339,16 @@ async def test_entries_older_than_the_retention_are_pruned(loop: Loop) -> None:
     loop.now.advance(2 * 86400)
     assert await loop.follow_up.prune() == 3
     assert await loop.kinds() == []
+
+
+async def test_webhooks_stay_out_of_the_sms_funnel_and_backlog(
+    loop: Loop, order_system: OrderSystem
+) -> None:
+    from dialer.store import sms_reports
+
+    order_system.fail_next = [503]
+    await loop.refused()
+    await loop.call(Outcome.ANSWERED, NextStep("done", why="answered"))
+    await loop.follow_up.run_until_idle()  # the webhook waits for its retry
+    assert list(await sms_reports.funnel(loop.store)) == ["refused"]
+    assert (await sms_reports.backlog(loop.store, now=loop.now())).depth == 1  # the SMS
