@@ -117,6 +117,7 @@ class FollowUpService:
             metrics=Metrics(),  # webhooks are not counted as SMS
             health=self.health,
             sleep=self.sleep,
+            channel="webhook",
         )
 
     async def take_over(self, _dead_workers: Sequence[str] = ()) -> None:
