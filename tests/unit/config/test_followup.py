@@ -115,3 +115,22 @@ def test_an_unknown_webhook_event_is_refused_at_its_line() -> None:
     found = problems(REQUIRED + "webhooks:\n  events: [contact.finished, call.exploded]\n")
     assert len(found) == 1
     assert found[0].startswith("c.yaml:7: webhooks.events[1]:")
+
+
+def test_a_reload_applies_new_events_and_rules_but_keeps_the_webhook_target() -> None:
+    from dialer.config.reload import effective_settings, restart_only_changes
+
+    environ = {"AMI_SECRET": "a", "API_TOKEN": "t", "HOOK_SECRET": "s3"}
+    before = parse(
+        REQUIRED + "webhooks:\n  url: https://a.example/h\n  secret: ${HOOK_SECRET}\n", environ
+    )
+    after = parse(
+        REQUIRED
+        + "webhooks:\n  url: https://b.example/h\n  secret: ${HOOK_SECRET}\n"
+        + "  events: [sms.failed]\n",
+        environ,
+    )
+    assert restart_only_changes(before, after) == ["webhooks.url"]
+    applied = effective_settings(before, after)
+    assert applied.webhooks.url == "https://a.example/h"
+    assert applied.webhooks.events == ["sms.failed"]
