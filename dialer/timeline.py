@@ -163,6 +163,8 @@ class FollowUpAction:
     `subject` (a contact, an order): a second action of the same pair is dropped whole."""
 
     subject: str
+    at: datetime
+    """When the follow-up decided it (the messages may be due later: quiet hours)."""
     rule: str | None = None
     messages: tuple[QueuedMessage, ...] = ()
     cancel_contacts: tuple[int, ...] = ()

@@ -134,6 +134,7 @@ def _rule_action(
     )
     yield FollowUpAction(
         subject,
+        now,
         rule=name,
         messages=tuple(messages),
         cancel_contacts=cancel,
@@ -200,7 +201,7 @@ def _webhook(
 ) -> Iterator[FollowUpAction]:
     message = _webhook_message(settings, entry, event, subject, now)
     if message is not None:
-        yield FollowUpAction(subject, messages=(message,), entries=())
+        yield FollowUpAction(subject, now, messages=(message,))
 
 
 def _webhook_message(

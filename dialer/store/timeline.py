@@ -130,11 +130,11 @@ class TimelineStore:
         return len(entries)
 
     async def _apply(self, conn: AsyncConnection, action: FollowUpAction) -> None:
-        now = max((message.next_attempt_at for message in action.messages), default=None)
+        now = action.at
         if action.rule is not None:
             marker = (
                 _insert(self.dialect, follow_ups)
-                .values(rule=action.rule, subject=action.subject, done_at=_first_time(action, now))
+                .values(rule=action.rule, subject=action.subject, done_at=now)
                 .on_conflict_do_nothing(index_elements=["rule", "subject"])
                 .returning(follow_ups.c.id)
             )
@@ -154,8 +154,8 @@ class TimelineStore:
                     segments=message.segments,
                     status="queued",
                     next_attempt_at=message.next_attempt_at,
-                    created_at=message.next_attempt_at,
-                    updated_at=message.next_attempt_at,
+                    created_at=now,
+                    updated_at=now,
                 )
                 .on_conflict_do_nothing(index_elements=["order_id", "stage"])
                 .returning(outbound_messages.c.id)
@@ -163,30 +163,31 @@ class TimelineStore:
             if inserted is None:
                 continue
             kind = "webhook_queued" if message.channel == "webhook" else "sms_queued"
+            later = message.next_attempt_at > now  # held by the quiet hours
+            what = message.stage.removeprefix("webhook:").split(":")[0]
             written.append(
                 NewEntry(
                     message.phone,
-                    message.next_attempt_at,
+                    now,
                     kind,
-                    reason=message.stage.removeprefix("webhook:").split(":")[0],
+                    reason="quiet_hours" if later else what,
+                    until=message.next_attempt_at if later else None,
                     order_id=message.order_id,
-                    detail={"message_id": inserted},
+                    detail={"message_id": inserted, "stage": what},
                 )
             )
         if action.cancel_contacts:
             cancelled = await conn.execute(
                 contacts.update()
                 .where(contacts.c.id.in_(action.cancel_contacts), contacts.c.state == "pending")
-                .values(
-                    state="cancelled", disposition=action.cancel_reason, updated_at=_t_now(action)
-                )
+                .values(state="cancelled", disposition=action.cancel_reason, updated_at=now)
                 .returning(contacts.c.id, contacts.c.phone, contacts.c.campaign_id)
             )
             names = dict((await conn.execute(sa.select(campaigns.c.id, campaigns.c.name))).all())
             written += [
                 NewEntry(
                     row.phone,
-                    _t_now(action),
+                    now,
                     "contact_cancelled",
                     reason=action.cancel_reason,
                     campaign=names.get(row.campaign_id),
@@ -195,15 +196,3 @@ class TimelineStore:
                 for row in cancelled
             ]
         await add_entries(conn, written)
-
-
-def _t_now(action: FollowUpAction) -> datetime:
-    """When the action happens: the time of its first entry."""
-    return action.entries[0].at
-
-
-def _first_time(action: FollowUpAction, fallback: datetime | None) -> datetime:
-    if action.entries:
-        return action.entries[0].at
-    assert fallback is not None, "an action without entries must queue a message"
-    return fallback

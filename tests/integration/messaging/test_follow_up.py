@@ -8,7 +8,7 @@ test sleeps: the clocks are moved by hand, the loops run in burst mode (`run_unt
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -352,3 +352,30 @@ async def test_webhooks_stay_out_of_the_sms_funnel_and_backlog(
     await loop.follow_up.run_until_idle()  # the webhook waits for its retry
     assert list(await sms_reports.funnel(loop.store)) == ["refused"]
     assert (await sms_reports.backlog(loop.store, now=loop.now())).depth == 1  # the SMS
+
+
+async def test_a_stage_held_by_the_quiet_hours_is_queued_now_until_their_end(
+    store: Store, store_url: str, tmp_path: Path, order_system: OrderSystem
+) -> None:
+    settings = sms_settings(
+        tmp_path,
+        store_url=store_url,
+        stages=STAGES_WITH_FOLLOW_UPS.rsplit("      urgent: true\n", 1)[0],  # confirm: not urgent
+        extra=follow_up_extra(order_system.url),
+        quiet_hours='{start: "21:00", end: "08:00", timezone: Asia/Shanghai}',
+    )
+    loop = Loop(settings, store, Now(datetime(2025, 6, 2, 14, 0, tzinfo=UTC)))  # 22:00 there
+    await loop.refused()
+    await loop.call(
+        Outcome.ANSWERED, NextStep("done", why="disposition"), digit_disposition="not_at_home"
+    )
+    await loop.follow_up.run_until_idle()
+    await loop.follow_up.close()
+    entries = await entries_for(loop.store, MOBILE)
+    escalated = next(entry for entry in entries if entry.kind == "escalated")
+    [held] = [e for e in entries if e.kind == "sms_queued" and e.id > escalated.id]
+    assert held.at == loop.now()
+    assert held.reason == "quiet_hours"
+    assert held.until == datetime(2025, 6, 3, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
+    row = await message_row(loop.store, held.detail["message_id"])
+    assert row["created_at"] == loop.now()
