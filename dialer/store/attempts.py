@@ -24,6 +24,11 @@ from dialer.timeline import NewEntry
 
 __all__ = ["AttemptStore"]
 
+# What an entry about a contact tells of it (the follow-up renders SMS from name and context).
+_CONTACT_FACTS = sa.select(
+    contacts.c.phone, contacts.c.campaign_id, contacts.c.name, contacts.c.context
+)
+
 
 class AttemptStore:
     """Attempt rows of an open store; a part of `dialer.store.campaigns.CampaignStore`."""
@@ -46,17 +51,28 @@ class AttemptStore:
         self, conn: AsyncConnection, contact_id: int, kind: str, now: datetime, **values: Any
     ) -> NewEntry | None:
         """An entry about a contact, with what the follow-up needs to know of it."""
-        row = (
-            await conn.execute(
-                sa.select(
-                    contacts.c.phone, contacts.c.campaign_id, contacts.c.name, contacts.c.context
-                ).where(contacts.c.id == contact_id)
-            )
-        ).first()
+        row = (await conn.execute(_CONTACT_FACTS.where(contacts.c.id == contact_id))).first()
         if row is None:
             return None
+        return await self._entry_of(conn, row, contact_id, kind, now, **values)
+
+    async def _entry_of(
+        self,
+        conn: AsyncConnection,
+        row: Any,
+        contact_id: int,
+        kind: str,
+        now: datetime,
+        *,
+        brief: bool = False,
+        **values: Any,
+    ) -> NewEntry:
+        """An entry about the contact of `row` (`_CONTACT_FACTS`); `brief`: without its name
+        and context (an entry no follow-up reads)."""
         context = dict(row.context or {})
-        detail = {"contact_id": contact_id, "name": row.name, "context": context}
+        detail: dict[str, Any] = {"contact_id": contact_id}
+        if not brief:
+            detail.update(name=row.name, context=context)
         detail.update(values.pop("detail", None) or {})
         return NewEntry(
             row.phone,
@@ -208,28 +224,38 @@ class AttemptStore:
             ).first()
             if row is None:
                 return False
-            await conn.execute(
-                contacts.update()
-                .where(contacts.c.id == row.contact_id, contacts.c.state == "dialling")
-                .values(
-                    state=step.state,
-                    next_attempt_at=next_attempt_at if step.state == "pending" else None,
-                    last_outcome=settlement.outcome.value,
-                    disposition=row.disposition,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    updated_at=settlement.ended_at,
+            facts = (
+                await conn.execute(
+                    contacts.update()
+                    .where(contacts.c.id == row.contact_id, contacts.c.state == "dialling")
+                    .values(
+                        state=step.state,
+                        next_attempt_at=next_attempt_at if step.state == "pending" else None,
+                        last_outcome=settlement.outcome.value,
+                        disposition=row.disposition,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        updated_at=settlement.ended_at,
+                    )
+                    .returning(*_CONTACT_FACTS.selected_columns)
                 )
-            )
-            await add_entries(
-                conn, await self._settled_entries(conn, row, settlement, step, next_attempt_at)
-            )
+            ).first()
+            if facts is None:  # no longer dialling (cancelled meanwhile): read what it is
+                facts = (
+                    await conn.execute(_CONTACT_FACTS.where(contacts.c.id == row.contact_id))
+                ).first()
+            if facts is not None:
+                entries = await self._settled_entries(
+                    conn, row, facts, settlement, step, next_attempt_at
+                )
+                await add_entries(conn, entries)
         return True
 
     async def _settled_entries(
         self,
         conn: AsyncConnection,
         row: Any,
+        facts: Any,
         settlement: Settlement,
         step: NextStep,
         next_attempt_at: datetime | None,
@@ -238,11 +264,10 @@ class AttemptStore:
         at = settlement.ended_at
         outcome = settlement.outcome.value
         detail = {"attempt_id": settlement.attempt_id, "disposition": row.disposition}
-        call = await self._contact_entry(
-            conn, row.contact_id, "call_outcome", at, reason=outcome, detail=detail
-        )
-        if call is None:
-            return []
+        call = await self._entry_of(
+            conn, facts, row.contact_id, "call_outcome", at, brief=True, reason=outcome,
+            detail=detail,
+        )  # fmt: skip
         if step.state == "pending":
             after = NewEntry(
                 call.phone,
@@ -255,16 +280,11 @@ class AttemptStore:
                 detail={"contact_id": row.contact_id},
             )
         else:
-            detail = {**(call.detail or {}), "why": step.why, "outcome": outcome}
-            after = NewEntry(
-                call.phone,
-                at,
-                "contact_finished",
-                step.state,
-                campaign=call.campaign,
-                order_id=call.order_id,
+            detail = {**detail, "why": step.why, "outcome": outcome}
+            after = await self._entry_of(
+                conn, facts, row.contact_id, "contact_finished", at, reason=step.state,
                 detail=detail,
-            )
+            )  # fmt: skip
         return [call, after]
 
     async def unsettled_attempts(
