@@ -6,12 +6,15 @@ hang up) through the refusal IVR. Prints the call start rate over the run agains
 many calls were up at most, the outcomes, and this process's CPU time per call (the runner, the
 AMI adapter, event correlation, the store: everything the daemon spends on a call).
 
-Needs the lab PBX (`lab/pbx start`). Run: `.venv/bin/python bench/originate_throughput.py`.
+Needs the lab PBX (`lab/pbx start`). Run: `.venv/bin/python bench/originate_throughput.py`
+(`--no-timeline`: the store writes no timeline entry, to compare the CPU per call with and
+without recording it).
 """
 # ruff: noqa: E402  (the repository is put on sys.path first)
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import collections
 import os
@@ -111,6 +114,13 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-timeline", action="store_true", help="record no timeline entry")
+    if parser.parse_args().no_timeline:
+        from bench.timeline_switch import disable_timeline
+
+        disable_timeline()
+    print(f"timeline recording: {'off' if parser.parse_args().no_timeline else 'on'}")
     # The daemon logs every call at INFO as JSON: keep that cost in the figure, not on screen.
     with open(os.devnull, "w") as nowhere:
         configure_logging("INFO", "json", nowhere)

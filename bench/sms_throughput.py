@@ -1,6 +1,9 @@
 """SMS throughput: order events end to end, next to raw SDK sends. Prints figures; not a test.
 
-    .venv/bin/python bench/sms_throughput.py [--messages 3000] [--skip-postgres]
+    .venv/bin/python bench/sms_throughput.py [--messages 3000] [--skip-postgres] [--no-timeline]
+
+`--no-timeline`: the store writes no timeline entry (`bench/timeline_switch.py`), to compare the
+CPU per message with and without recording it.
 
 Three processes, as in production:
 
@@ -283,5 +286,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--no-timeline", action="store_true", help="record no timeline entry")
     args = parser.parse_args()
+    if args.no_timeline:
+        from bench.timeline_switch import disable_timeline
+
+        disable_timeline()
+    print(f"timeline recording: {'off' if args.no_timeline else 'on'}")
     asyncio.run(main(args.messages, args.skip_postgres))

@@ -31,6 +31,7 @@ from dialer.calling.slots import SlotKeeper
 from dialer.clock import Clock, utc_now
 from dialer.config import Settings
 from dialer.daemon_reload import ConfigReloader
+from dialer.daemon_settings import ami_options, worker_identity
 from dialer.health import Health
 from dialer.http.campaigns import add_campaign_routes
 from dialer.http.connections import LimitedSite, runner_options
@@ -39,12 +40,15 @@ from dialer.http.server import Check, make_web_app
 from dialer.http.sessions import Sessions
 from dialer.http.sms import add_sms_routes
 from dialer.http.status_page import StatusPage
+from dialer.http.timeline import add_timeline_routes
+from dialer.http.trends import add_trend_routes
 from dialer.logs import get_logger
+from dialer.messaging.followup_service import FollowUpService
 from dialer.messaging.service import SmsService
 from dialer.metrics import Metrics
 from dialer.pbx.adapter import AmiPbx
 from dialer.pbx.client import AmiClient
-from dialer.pbx.wire import AmiOptions, LinkState
+from dialer.pbx.wire import LinkState
 from dialer.store import (
     CallbackStore,
     CampaignStore,
@@ -58,6 +62,7 @@ from dialer.store import (
 from dialer.store.notify import OutboxNews
 from dialer.store.runner_slots import RunnerSlotStore
 from dialer.store.sms_reports import backlog
+from dialer.store.timeline import TimelineStore
 from dialer.store.workers import SqliteLock, WorkerStore
 from dialer.workers import Membership, Role, WorkerIdentity, WorkerIdTaken, default_worker_id
 
@@ -89,24 +94,6 @@ class Component(Protocol):
         it cannot (changing nothing)."""
 
 
-def ami_options(settings: Settings) -> AmiOptions:
-    ami = settings.ami
-    return AmiOptions(
-        host=ami.host,
-        port=ami.port,
-        username=ami.username,
-        secret=ami.secret.get_secret_value(),
-        events=ami.events,
-        connect_timeout_s=ami.connect_timeout_s,
-        action_timeout_s=ami.action_timeout_s,
-        ping_interval_s=ami.ping_interval_s,
-        ping_timeout_s=ami.ping_timeout_s,
-        reconnect_initial_backoff_s=ami.reconnect_initial_backoff_s,
-        reconnect_max_backoff_s=ami.reconnect_max_backoff_s,
-        login_failure_backoff_s=ami.login_failure_backoff_s,
-    )
-
-
 async def metrics_page(metrics: Metrics, store: Store, now: datetime) -> bytes:
     """`GET /metrics`: the outbox gauges read from the store now, then the exposition."""
     waiting = await backlog(store, now=now)
@@ -116,16 +103,6 @@ async def metrics_page(metrics: Metrics, store: Store, now: datetime) -> bytes:
 
 def link_check(state: LinkState) -> Check:
     return Check("ami", state.logged_in, state.detail)
-
-
-def worker_identity(settings: Settings, roles: Sequence[Role] | None = None) -> WorkerIdentity:
-    """Who this daemon is among the workers: `worker` in the config, `--role` overriding."""
-    worker = settings.worker
-    return WorkerIdentity(
-        id=worker.id or default_worker_id(),
-        roles=tuple(roles or worker.roles),
-        pbx=worker.pbx or "default",
-    )
 
 
 @dataclass
@@ -204,6 +181,8 @@ class Daemon:
         app.router.add_post("/v1/reload", self.reloader.route)
         add_campaign_routes(app, campaigns)
         add_sms_routes(app, sms, store)
+        add_timeline_routes(app, store, default_region=self.settings.default_region)
+        add_trend_routes(app, store, now=self.now)
         StatusPage(sessions, LoginThrottle(self.now), public_url=api.public_url).add_routes(app)
         return app
 
@@ -236,8 +215,19 @@ class Daemon:
             now=self.now,
             metrics=self.metrics,
             health=self.health,
+            timeline=TimelineStore(store),
         )
         return campaigns, sms
+
+    def follow_up(self, store: Store) -> FollowUpService:
+        """Escalation rules, webhooks to the order system, timeline pruning."""
+        return FollowUpService(
+            self.settings,
+            timeline=TimelineStore(store),
+            webhooks=OutboxStore(store, owner=self.worker.id, channel="webhook"),
+            now=self.now,
+            health=self.health,
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; raise `StartupError` for what the operator must fix,
@@ -280,8 +270,11 @@ class Daemon:
         self.components = []
         if self.worker.plays("dispatcher"):
             self.components.append(sms)
+            follow_up = self.follow_up(store)
+            self.components.append(follow_up)
             if membership.shared:
                 membership.on_tick(sms.take_over)
+                membership.on_tick(follow_up.take_over)
         if self.worker.plays("campaigns"):
             self.components.append(campaigns)
             membership.on_tick(campaigns.on_heartbeat)

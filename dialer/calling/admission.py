@@ -60,7 +60,9 @@ class Admission:
         if is_open(self.windows, now, zone):
             return False
         due_at = next_open(self.windows, now, zone) or now + timedelta(days=1)
-        await self.repository.put_back(contact.id, due_at=due_at, now=now)
+        await self.repository.put_back(
+            contact.id, due_at=due_at, now=now, reason="outside_calling_window"
+        )
         self.log.info("contact.deferred", contact_id=contact.id, due_at=due_at.isoformat())
         return True
 

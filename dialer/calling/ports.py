@@ -236,8 +236,11 @@ class CampaignRepository(Protocol):
     ) -> DueContact | None:
         """Lease the most urgent due contact (pending -> dialling), or None."""
 
-    async def put_back(self, contact_id: int, *, due_at: datetime, now: datetime) -> None:
-        """A leased contact not called after all: pending again at `due_at`."""
+    async def put_back(
+        self, contact_id: int, *, due_at: datetime, now: datetime, reason: str = "deferred"
+    ) -> None:
+        """A leased contact not called after all: pending again at `due_at` (`reason` goes on
+        the number's timeline)."""
 
     async def cancel(self, contact_id: int, *, reason: str, now: datetime) -> None:
         """Never to be called; the reason is kept."""

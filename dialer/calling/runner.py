@@ -291,7 +291,10 @@ class CampaignRunner(AgentPacing, FollowingCalls):
             raise
         try:
             if self.paused or self._stopping(stop):
-                await self.repository.put_back(contact.id, due_at=self._now(), now=self._now())
+                why = "campaign_paused" if self.paused else "stopping"
+                await self.repository.put_back(
+                    contact.id, due_at=self._now(), now=self._now(), reason=why
+                )
                 return "handled"
             if await self.admission.window_closed(contact):
                 return "handled"

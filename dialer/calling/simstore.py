@@ -113,7 +113,10 @@ class MemoryCampaigns:
             attempts_count=found.attempts,
         )
 
-    async def put_back(self, contact_id: int, *, due_at: datetime, now: datetime) -> None:
+    async def put_back(
+        self, contact_id: int, *, due_at: datetime, now: datetime, reason: str = "deferred"
+    ) -> None:
+        """Pending again at `due_at` (a simulated day keeps no timeline: `reason` is unused)."""
         contact = self.contacts[contact_id]
         if contact.state == "dialling":
             self._pending(contact, due_at)

@@ -1,4 +1,5 @@
-"""The `dialer` command: run the daemon, check a config file, SMS dead letters, simulate a day.
+"""The `dialer` command: run the daemon, check a config file, SMS dead letters, simulate a day,
+a number's timeline.
 
 Exit status: 0 done, 2 the operator must fix something (config, store path, port, a second
 daemon on one SQLite file), 3 this worker was declared dead (paused past its lease: restart it),
@@ -20,6 +21,7 @@ from dialer import __version__
 from dialer.cli import sms
 from dialer.cli.campaigns import add_campaign_commands, run_campaign_command
 from dialer.cli.simulate import add_simulate_command, run_simulate
+from dialer.cli.timeline import add_timeline_command, run_timeline_command
 from dialer.config import ConfigError, Settings, load_settings
 from dialer.logs import configure_logging, get_logger
 from dialer.store import StoreError
@@ -63,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_campaign_commands(commands)
     add_simulate_command(commands)
+    add_timeline_command(commands)
     return parser
 
 
@@ -158,4 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("contacts", "report"):
         settings = _load_or_report(args.config)
         return EXIT_USER_ERROR if settings is None else run_campaign_command(args, settings)
+    if args.command == "timeline":
+        settings = _load_or_report(args.config)
+        return EXIT_USER_ERROR if settings is None else run_timeline_command(args, settings)
     raise AssertionError(f"unhandled command {args.command}")  # argparse refuses unknown ones

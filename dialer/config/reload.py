@@ -1,9 +1,11 @@
 """Reloading the config while the daemon runs (SIGHUP, `POST /v1/reload`).
 
 What a reload changes at once: the campaigns (added, changed, removed; DNC files read again)
-and the SMS stages, templates, signature, opt-out hint and quiet hours. What waits for a
-restart, because it is held by an open connection or socket: `ami`, `api`, `store`, `logging`,
-`default_region` and the notification providers, retry and dispatcher settings. A reload that
+and the SMS stages, templates, signature, opt-out hint and quiet hours; the escalation rules,
+the webhook `events` and the timeline's retention. What waits for a restart, because it is held
+by an open connection or socket: `ami`, `api`, `store`, `logging`, `default_region`, the
+notification providers, retry and dispatcher settings, and the webhooks' url, secret and
+transport settings. A reload that
 changes those applies the rest and names them (`needs_restart`), keeping their old values.
 
 A new config that does not validate is refused whole: its errors are logged, the old config
@@ -21,6 +23,20 @@ __all__ = ["ReloadOutcome", "effective_settings", "restart_only_changes"]
 
 RESTART_ONLY_SECTIONS = ("ami", "api", "store", "logging", "default_region")
 RESTART_ONLY_NOTIFICATIONS = ("providers", "primary", "fallback", "retry", "dispatcher")
+# The webhook sender is built once: its target and transport wait; `events` applies at once.
+RESTART_ONLY_WEBHOOKS = (
+    "url",
+    "secret",
+    "secret_file",
+    "signature_header",
+    "timestamp_header",
+    "timeout_s",
+    "concurrency",
+    "poll_interval_s",
+    "backoff_initial_s",
+    "backoff_max_s",
+    "max_age_s",
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,11 @@ def restart_only_changes(old: Settings, new: Settings) -> list[str]:
         for key in RESTART_ONLY_NOTIFICATIONS
         if getattr(old.notifications, key) != getattr(new.notifications, key)
     ]
+    changed += [
+        f"webhooks.{key}"
+        for key in RESTART_ONLY_WEBHOOKS
+        if getattr(old.webhooks, key) != getattr(new.webhooks, key)
+    ]
     return changed
 
 
@@ -55,5 +76,8 @@ def effective_settings(old: Settings, new: Settings) -> Settings:
     notifications = new.notifications.model_copy(
         update={key: getattr(old.notifications, key) for key in RESTART_ONLY_NOTIFICATIONS}
     )
+    webhooks = new.webhooks.model_copy(
+        update={key: getattr(old.webhooks, key) for key in RESTART_ONLY_WEBHOOKS}
+    )
     kept: dict[str, Any] = {key: getattr(old, key) for key in RESTART_ONLY_SECTIONS}
-    return new.model_copy(update={**kept, "notifications": notifications})
+    return new.model_copy(update={**kept, "notifications": notifications, "webhooks": webhooks})

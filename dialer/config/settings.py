@@ -23,6 +23,7 @@ from pydantic import (
 from dialer.config.base import (
     Section,
 )
+from dialer.config.followup import EscalationRule, TimelineSettings, Webhooks
 from dialer.config.kinds import (
     Campaign,
 )
@@ -74,6 +75,12 @@ class Settings(Section):
     """SMS."""
     worker: WorkerSettings = Field(default_factory=empty_section, validate_default=True)
     """This daemon among several sharing one PostgreSQL store."""
+    timeline: TimelineSettings = Field(default_factory=empty_section, validate_default=True)
+    """The timeline of each phone number."""
+    webhooks: Webhooks = Field(default_factory=empty_section, validate_default=True)
+    """Results back to the order system."""
+    escalations: dict[Slug, EscalationRule] = Field(default_factory=dict)
+    """Name -> rule across calls and SMS: {on: contact_failed | reply | disposition, ...}."""
 
     @model_validator(mode="after")
     def _check_references(self) -> Settings:
@@ -89,6 +96,24 @@ class Settings(Section):
             elif target is not None and target.for_vip_customers and not stage.only_vip:
                 found.append(
                     (where, "a vip campaign: set only_vip: true, or every customer is added")
+                )
+        for name, rule in self.escalations.items():
+            where = ("escalations", name)
+            if rule.campaign is not None and rule.campaign not in self.campaigns:
+                defined = ", ".join(self.campaigns) or "none"
+                found.append(
+                    (
+                        (*where, "campaign"),
+                        f"unknown campaign {rule.campaign!r}; defined: {defined}",
+                    )
+                )
+            if rule.send_stage is not None and rule.send_stage not in self.notifications.stages:
+                defined = ", ".join(self.notifications.stages) or "none"
+                found.append(
+                    (
+                        (*where, "send_stage"),
+                        f"unknown stage {rule.send_stage!r}; defined: {defined}",
+                    )
                 )
         for name, provider in self.notifications.providers.items():
             if getattr(provider, "status_callback_url", None) and self.api.public_url is None:

@@ -12,9 +12,11 @@
 - `GET /static/<name>`: the page's CSS and JavaScript, package files in `dialer/http/static/`.
 
 The page is static HTML; its JavaScript reads the JSON API the cookie opens (`dialer.http.server`):
-`GET /v1/campaigns`, `/v1/sms/funnel`, `/v1/sms/dead`, `/readyz`, and posts
-`/v1/campaigns/{name}/pause|resume` with the `X-Outreach-Page` header. Nothing is loaded from
-the internet, and the Content-Security-Policy allows only this origin.
+`GET /v1/campaigns`, `/v1/sms/funnel`, `/v1/sms/dead`, `/readyz`, `/v1/trends` (its charts of
+the last 24 hours, drawn as SVG by `loop.js`), `/v1/contacts/{phone}/timeline` (its search
+box), and posts `/v1/campaigns/{name}/pause|resume` with the `X-Outreach-Page` header. It
+speaks English and Chinese (`i18n.js`: the browser's language, or the switch). Nothing is
+loaded from the internet, and the Content-Security-Policy allows only this origin.
 """
 
 from __future__ import annotations
@@ -36,7 +38,12 @@ __all__ = ["ASSETS", "StatusPage"]
 
 log = get_logger(__name__)
 
-ASSETS = {"status.css": "text/css", "status.js": "text/javascript"}
+ASSETS = {
+    "status.css": "text/css",
+    "i18n.js": "text/javascript",
+    "status.js": "text/javascript",
+    "loop.js": "text/javascript",
+}
 """The files under /static/ and their content types (all utf-8 text)."""
 
 PAGE_HEADERS = {

@@ -77,11 +77,14 @@ class Dispatcher:
         sleep: Sleep = asyncio.sleep,
         lookups: Sequence[SentLookup] = (),
         daily_limit: DailyLimit | None = None,
+        channel: str = "sms",
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, not {concurrency!r}")
         self.outbox = outbox
         self.notifier = notifier
+        # The webhooks' dispatcher (`channel` "webhook") says so on each of its log lines.
+        self.log = log if channel == "sms" else log.bind(channel=channel)
         self.now = now
         self.policy = policy or RetryPolicy()
         self.concurrency = concurrency
@@ -123,7 +126,7 @@ class Dispatcher:
 
     def _settled(self, settled: list[tuple[int, str, str]]) -> int:
         for message_id, order_id, stage in settled:
-            log.warning(
+            self.log.warning(
                 "sms.resend_after_crash", message_id=message_id, order_id=order_id, stage=stage
             )
         self.counters.settled += len(settled)
@@ -171,9 +174,9 @@ class Dispatcher:
         finally:
             stopping.cancel()
             if self._in_flight:
-                log.info("sms.dispatcher_draining", in_flight=len(self._in_flight))
+                self.log.info("sms.dispatcher_draining", in_flight=len(self._in_flight))
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
-            log.info(
+            self.log.info(
                 "sms.dispatcher_stopped",
                 sent=self.counters.sent,
                 retried=self.counters.retried,
@@ -215,7 +218,7 @@ class Dispatcher:
         try:
             await self._send(message)
         except Exception:  # a bug, or the store went away: the row stays `sending`
-            log.exception("sms.dispatch_crashed")
+            self.log.exception("sms.dispatch_crashed")
         finally:
             unbind_context("order_id", "stage", "message_id")
 
@@ -250,7 +253,7 @@ class Dispatcher:
                     self.lookups, outbound, since=message.ambiguous_since, now=self.now()
                 )
                 if found is not None:  # sent already; a delivery it knows of counts too
-                    log.info(
+                    self.log.info(
                         "sms.found_after_timeout", provider=found.provider, status=found.status
                     )
                     await self._sent(message, found)
@@ -263,7 +266,7 @@ class Dispatcher:
                 return
             result = await self.notifier.send(outbound)
         except PermanentError as exc:
-            log.warning("sms.send_failed", error=exc.message, code=exc.code, reason=exc.reason)
+            self.log.warning("sms.send_failed", error=exc.message, code=exc.code, reason=exc.reason)
             await self._dead(
                 message,
                 exc.reason,
@@ -273,7 +276,7 @@ class Dispatcher:
                 provider=exc.provider,
             )
         except TransientError as exc:
-            log.warning(
+            self.log.warning(
                 "sms.send_failed", error=exc.message, code=exc.code, ambiguous=exc.ambiguous
             )
             await self._retry(message, exc)
@@ -291,7 +294,7 @@ class Dispatcher:
         await self._record(sent)
         self.counters.sent += 1
         self.metrics.sms_sent.labels(stage=message.stage, provider=result.provider).inc()
-        log.info(
+        self.log.info(
             "sms.sent",
             provider=result.provider,
             provider_message_id=result.provider_message_id,
@@ -308,7 +311,7 @@ class Dispatcher:
             return False
         await self._record(MessageOutcome("hold", message.id, now, at=hold.until, error=hold.why))
         self.metrics.sms_held.labels(stage=message.stage).inc()
-        log.info("sms.held", sent_today=hold.sent_today, until=hold.until.isoformat())
+        self.log.info("sms.held", sent_today=hold.sent_today, until=hold.until.isoformat())
         return True
 
     async def _retry(self, message: ClaimedMessage, exc: TransientError) -> None:
@@ -335,7 +338,7 @@ class Dispatcher:
         )
         await self._record(retry)
         self.counters.retried += 1
-        log.info("sms.retry_scheduled", delay_s=delay_s, next_attempt_at=due.isoformat())
+        self.log.info("sms.retry_scheduled", delay_s=delay_s, next_attempt_at=due.isoformat())
 
     async def _dead(
         self,
@@ -358,7 +361,7 @@ class Dispatcher:
         await self._record(dead)
         self.counters.dead += 1
         self.metrics.sms_dead.labels(stage=message.stage, provider=provider or NO_PROVIDER).inc()
-        log.warning("sms.dead", reason=reason, code=code, error=error)
+        self.log.warning("sms.dead", reason=reason, code=code, error=error)
 
     async def _record(self, outcome: MessageOutcome) -> None:
         """Save an outcome, shielded from cancellation (the provider already acted), and again

@@ -172,6 +172,7 @@ class Intake:
             new_contacts=self._contacts(event),
             now=now,
             respond=lambda done: _answer(event, done, message, skipped, encoding),
+            message_skipped=skipped,
         )
         return _Pending(event, incoming, encoding)
 

@@ -114,6 +114,8 @@ class IncomingEvent:
     new_contacts: Sequence[StageContact]
     now: datetime
     respond: Callable[[AcceptedEvent], dict[str, Any]]
+    message_skipped: str | None = None
+    """Why `message` is None ("not_mobile", "no_template"), for the timeline."""
 
 
 class EventRepository(Protocol):

@@ -43,6 +43,7 @@ from dialer.messaging.replies import (
 )
 from dialer.metrics import NO_PROVIDER, Metrics
 from dialer.phones import InvalidNumber, normalize
+from dialer.timeline import FollowUpRepository
 from notifiers import Notifier
 
 __all__ = ["CALLBACKS_KEPT", "SmsService", "dispatcher_for", "replay_dead_letter"]
@@ -125,8 +126,10 @@ class SmsService:
         sleep: Sleep = asyncio.sleep,
         metrics: Metrics | None = None,
         health: Health | None = None,
+        timeline: FollowUpRepository | None = None,
     ) -> None:
         self.settings = settings
+        self.timeline = timeline
         self.health = health or Health(now=now)
         self.outbox = outbox
         self.opt_outs = opt_outs
@@ -276,15 +279,25 @@ class SmsService:
     async def handle_reply(
         self, sender: str, text: str, *, callback: CallbackId | None = None
     ) -> None:
-        """An inbound SMS: STOP words opt the number out, START back in."""
+        """An inbound SMS: STOP words opt the number out, START back in; any other reply goes on
+        the number's timeline (the escalation rules read it there)."""
         action = reply_action(text)
-        if action is None:
+        if action is None and self.timeline is None:
             return
         try:
             phone = normalize(sender, self.settings.default_region)
         except InvalidNumber:
             return
         if await self._seen_before(callback):
+            return
+        if action is None:
+            assert self.timeline is not None
+            try:
+                await self.timeline.record_reply(phone, text.strip(), now=self.now())
+            except BaseException:
+                await self._release(callback)
+                raise
+            log.info("sms.reply_recorded", phone=phone)
             return
         try:
             if action == "opt_out":

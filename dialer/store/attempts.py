@@ -10,22 +10,79 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dialer.calling.ports import AttemptFacts, AttemptRow, DueContact, NextStep, Settlement
 from dialer.outcomes import Outcome
 from dialer.store.engine import reading, writing
-from dialer.store.schema import attempts, contacts
+from dialer.store.schema import attempts, campaigns, contacts
+from dialer.store.timeline import add_entries
+from dialer.timeline import NewEntry
 
 __all__ = ["AttemptStore"]
+
+# What an entry about a contact tells of it (the follow-up renders SMS from name and context).
+_CONTACT_FACTS = sa.select(
+    contacts.c.phone, contacts.c.campaign_id, contacts.c.name, contacts.c.context
+)
 
 
 class AttemptStore:
     """Attempt rows of an open store; a part of `dialer.store.campaigns.CampaignStore`."""
 
     engine: AsyncEngine
+    campaign_names: dict[int, str]
+
+    async def campaign_name(self, conn: AsyncConnection, campaign_id: int) -> str | None:
+        """A campaign's name (kept: a campaign is never renamed)."""
+        name = self.campaign_names.get(campaign_id)
+        if name is None:
+            name = await conn.scalar(
+                sa.select(campaigns.c.name).where(campaigns.c.id == campaign_id)
+            )
+            if name is not None:
+                self.campaign_names[campaign_id] = name
+        return name
+
+    async def _contact_entry(
+        self, conn: AsyncConnection, contact_id: int, kind: str, now: datetime, **values: Any
+    ) -> NewEntry | None:
+        """An entry about a contact, with what the follow-up needs to know of it."""
+        row = (await conn.execute(_CONTACT_FACTS.where(contacts.c.id == contact_id))).first()
+        if row is None:
+            return None
+        return await self._entry_of(conn, row, contact_id, kind, now, **values)
+
+    async def _entry_of(
+        self,
+        conn: AsyncConnection,
+        row: Any,
+        contact_id: int,
+        kind: str,
+        now: datetime,
+        *,
+        brief: bool = False,
+        **values: Any,
+    ) -> NewEntry:
+        """An entry about the contact of `row` (`_CONTACT_FACTS`); `brief`: without its name
+        and context (an entry no follow-up reads)."""
+        context = dict(row.context or {})
+        detail: dict[str, Any] = {"contact_id": contact_id}
+        if not brief:
+            detail.update(name=row.name, context=context)
+        detail.update(values.pop("detail", None) or {})
+        return NewEntry(
+            row.phone,
+            now,
+            kind,
+            campaign=await self.campaign_name(conn, row.campaign_id),
+            order_id=context.get("order_id"),
+            detail=detail,
+            **values,
+        )
 
     async def start_attempt(self, contact: DueContact, *, attempt_id: str, now: datetime) -> None:
         """Write the attempt row (before the Originate is sent) and count it on the contact."""
@@ -45,6 +102,16 @@ class AttemptStore:
                 .where(contacts.c.id == contact.id)
                 .values(attempts_count=contacts.c.attempts_count + 1, updated_at=now)
             )
+            entry = NewEntry(
+                contact.phone,
+                now,
+                "dialled",
+                f"attempt {contact.attempts_count + 1}",
+                campaign=await self.campaign_name(conn, contact.campaign_id),
+                order_id=contact.context.get("order_id"),
+                detail={"attempt_id": attempt_id, "contact_id": contact.id},
+            )
+            await add_entries(conn, [entry])
 
     async def withdraw_attempt(
         self, attempt_id: str, contact_id: int, *, due_at: datetime, now: datetime
@@ -86,6 +153,15 @@ class AttemptStore:
                 .where(contacts.c.id == contact_id)
                 .values(disposition=disposition, updated_at=now)
             )
+            entry = await self._contact_entry(
+                conn,
+                contact_id,
+                "disposition",
+                now,
+                reason=disposition,
+                detail={"attempt_id": attempt_id},
+            )
+            await add_entries(conn, [entry] if entry else [])
         return True
 
     async def attempt_facts(self, attempt_id: str, outcome: Outcome) -> AttemptFacts | None:
@@ -148,19 +224,31 @@ class AttemptStore:
             ).first()
             if row is None:
                 return False
-            await conn.execute(
-                contacts.update()
-                .where(contacts.c.id == row.contact_id, contacts.c.state == "dialling")
-                .values(
-                    state=step.state,
-                    next_attempt_at=next_attempt_at if step.state == "pending" else None,
-                    last_outcome=settlement.outcome.value,
-                    disposition=row.disposition,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    updated_at=settlement.ended_at,
+            facts = (
+                await conn.execute(
+                    contacts.update()
+                    .where(contacts.c.id == row.contact_id, contacts.c.state == "dialling")
+                    .values(
+                        state=step.state,
+                        next_attempt_at=next_attempt_at if step.state == "pending" else None,
+                        last_outcome=settlement.outcome.value,
+                        disposition=row.disposition,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        updated_at=settlement.ended_at,
+                    )
+                    .returning(*_CONTACT_FACTS.selected_columns)
                 )
-            )
+            ).first()
+            if facts is None:  # no longer dialling (cancelled meanwhile): read what it is
+                facts = (
+                    await conn.execute(_CONTACT_FACTS.where(contacts.c.id == row.contact_id))
+                ).first()
+            if facts is not None:
+                entries = await self._settled_entries(
+                    conn, row, facts, settlement, step, next_attempt_at
+                )
+                await add_entries(conn, entries)
         return True
 
     async def answered_since(
@@ -186,6 +274,42 @@ class AttemptStore:
         async with reading(self.engine) as conn:
             rows = (await conn.execute(query)).all()
         return [(row[0], bool(row[1])) for row in rows]
+
+    async def _settled_entries(
+        self,
+        conn: AsyncConnection,
+        row: Any,
+        facts: Any,
+        settlement: Settlement,
+        step: NextStep,
+        next_attempt_at: datetime | None,
+    ) -> list[NewEntry]:
+        """The call's outcome, then the contact's next step, for the timeline."""
+        at = settlement.ended_at
+        outcome = settlement.outcome.value
+        detail = {"attempt_id": settlement.attempt_id, "disposition": row.disposition}
+        call = await self._entry_of(
+            conn, facts, row.contact_id, "call_outcome", at, brief=True, reason=outcome,
+            detail=detail,
+        )  # fmt: skip
+        if step.state == "pending":
+            after = NewEntry(
+                call.phone,
+                at,
+                "retry_scheduled",
+                step.why,
+                until=next_attempt_at,
+                campaign=call.campaign,
+                order_id=call.order_id,
+                detail={"contact_id": row.contact_id},
+            )
+        else:
+            detail = {**detail, "why": step.why, "outcome": outcome}
+            after = await self._entry_of(
+                conn, facts, row.contact_id, "contact_finished", at, reason=step.state,
+                detail=detail,
+            )  # fmt: skip
+        return [call, after]
 
     async def unsettled_attempts(
         self, campaign_id: int, *, owner: str, now: datetime

@@ -26,6 +26,7 @@ from dialer.store.contacts import add_contacts, ensure_campaign, set_campaign_ki
 from dialer.store.engine import Store, reading, writing
 from dialer.store.opt_outs import is_opted_out
 from dialer.store.schema import campaigns, contacts
+from dialer.store.timeline import add_entries
 from dialer.store.workers import declared_dead
 
 __all__ = ["CampaignStore"]
@@ -63,6 +64,7 @@ class CampaignStore(AttemptStore, CampaignReportStore):
     def __init__(self, store: Store) -> None:
         self.store = store
         self.engine = store.engine
+        self.campaign_names: dict[int, str] = {}
 
     # -- campaigns -----------------------------------------------------------------------------
 
@@ -148,10 +150,13 @@ class CampaignStore(AttemptStore, CampaignReportStore):
                 .values(lease_expires_at=until)
             )
 
-    async def put_back(self, contact_id: int, *, due_at: datetime, now: datetime) -> None:
-        """Not called after all (window closed, Originate not sent): pending again at `due_at`."""
+    async def put_back(
+        self, contact_id: int, *, due_at: datetime, now: datetime, reason: str = "deferred"
+    ) -> None:
+        """Not called after all (window closed, Originate not sent): pending again at `due_at`;
+        held back on the timeline, with `reason`."""
         async with writing(self.engine) as conn:
-            await conn.execute(
+            result = await conn.execute(
                 contacts.update()
                 .where(contacts.c.id == contact_id, contacts.c.state == "dialling")
                 .values(
@@ -162,6 +167,11 @@ class CampaignStore(AttemptStore, CampaignReportStore):
                     updated_at=now,
                 )
             )
+            if result.rowcount:
+                entry = await self._contact_entry(
+                    conn, contact_id, "held_back", now, reason=reason, until=due_at
+                )
+                await add_entries(conn, [entry] if entry else [])
 
     async def cancel(self, contact_id: int, *, reason: str, now: datetime) -> None:
         """Never to be called (not allowed country, DNC, opted out); the reason is kept."""
@@ -177,3 +187,5 @@ class CampaignStore(AttemptStore, CampaignReportStore):
                     updated_at=now,
                 )
             )
+            entry = await self._contact_entry(conn, contact_id, "held_back", now, reason=reason)
+            await add_entries(conn, [entry] if entry else [])

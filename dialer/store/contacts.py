@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dialer.calling.ports import AddedContact, NewContact
-from dialer.store.schema import campaigns, contacts
+from dialer.store.schema import UtcDateTime, campaigns, contacts, timeline
 
 WAITING_STATES = ("pending", "dialling")
 
@@ -159,7 +159,30 @@ async def add_contacts(
             result = existing[item.phone]
         seen.add(item.phone)
         results.append(result)
+    await _on_timeline(conn, campaign_id, list(firsts), now)
     return results
+
+
+async def _on_timeline(
+    conn: AsyncConnection, campaign_id: int, phones: Sequence[str], now: datetime
+) -> None:
+    """Each number of the batch added to (or merged into) the campaign, on its timeline: one
+    INSERT ... SELECT of the contacts this batch wrote (no Python per row)."""
+    name = await conn.scalar(sa.select(campaigns.c.name).where(campaigns.c.id == campaign_id))
+    touched = sa.select(
+        contacts.c.phone,
+        sa.literal(now, UtcDateTime()),
+        sa.literal("contact_added"),
+        sa.case((contacts.c.created_at == now, "new"), else_="merged"),
+        sa.literal(name, sa.String()),
+    ).where(
+        contacts.c.campaign_id == campaign_id,
+        contacts.c.updated_at == now,
+        contacts.c.phone.in_(phones),
+    )
+    await conn.execute(
+        timeline.insert().from_select(["phone", "at", "kind", "reason", "campaign"], touched)
+    )
 
 
 def _merged(earlier: NewContact, later: NewContact) -> NewContact:

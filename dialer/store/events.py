@@ -29,6 +29,8 @@ from dialer.store import contacts as contact_rows
 from dialer.store.engine import Store, batch_fails_alone, reading, writing
 from dialer.store.notify import announce_queued
 from dialer.store.schema import events, opt_outs, outbound_messages
+from dialer.store.timeline import add_entries
+from dialer.timeline import NewEntry
 
 __all__ = ["EventStore"]
 
@@ -164,6 +166,50 @@ async def _add_contacts(
     return added
 
 
+def _timeline(
+    created: Sequence[IncomingEvent], done: Mapping[str, AcceptedEvent]
+) -> list[NewEntry]:
+    """What the timeline keeps of these events: each received, its message, its contacts."""
+    entries = []
+    for item in created:
+        accepted = done[item.event_id]
+        order = item.order_id
+        entries.append(NewEntry(item.phone, item.now, "event_received", item.stage, order_id=order))
+        if accepted.message_id is not None and item.message is not None:
+            later = item.message.next_attempt_at > item.now
+            entries.append(
+                NewEntry(
+                    item.phone,
+                    item.now,
+                    "sms_queued",
+                    "quiet_hours" if later else item.stage,
+                    until=item.message.next_attempt_at if later else None,
+                    order_id=order,
+                    detail={"stage": item.stage, "message_id": accepted.message_id},
+                )
+            )
+        elif accepted.message_skipped or item.message_skipped:
+            why = accepted.message_skipped or item.message_skipped
+            detail = {"stage": item.stage}
+            entries.append(
+                NewEntry(item.phone, item.now, "sms_skipped", why, order_id=order, detail=detail)
+            )
+        for contact in accepted.contacts:
+            skipped = contact.get("skipped")
+            entries.append(
+                NewEntry(
+                    item.phone,
+                    item.now,
+                    "contact_skipped" if skipped else "contact_added",
+                    skipped or ("merged" if contact.get("merged") else "new"),
+                    campaign=contact["campaign"],
+                    order_id=order,
+                    detail={"contact_id": contact.get("contact_id")},
+                )
+            )
+    return entries
+
+
 class EventStore:
     """Order events and what they cause, on an open store (messaging's `EventRepository`)."""
 
@@ -229,6 +275,7 @@ class EventStore:
                 await conn.execute(_SET_RESPONSE, responses)
                 if message_ids:
                     await announce_queued(conn)
+                await add_entries(conn, _timeline(created, done))
         results = []
         for index, item in enumerate(batch):
             accepted = done[item.event_id]

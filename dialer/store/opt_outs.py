@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dialer.store.contacts import upsert
 from dialer.store.engine import Store, reading, writing
 from dialer.store.schema import opt_outs
+from dialer.store.timeline import add_entries
+from dialer.timeline import NewEntry
 
 __all__ = ["OptOutStore", "is_opted_out", "opt_in", "opt_out"]
 
@@ -36,12 +38,18 @@ async def opt_out(
     now: datetime,
     scope: Literal["sms", "call", "all"] = "all",
 ) -> None:
-    """Record that `phone` opted out of `scope`; doing it twice changes nothing."""
-    await conn.execute(
+    """Record that `phone` opted out of `scope` (on its timeline); doing it twice changes
+    nothing."""
+    created = await conn.scalar(
         upsert(conn, opt_outs)
         .values(phone=phone, scope=scope, source=source, created_at=now)
         .on_conflict_do_nothing(index_elements=["phone", "scope"])
+        .returning(opt_outs.c.id)
     )
+    if created is not None:
+        await add_entries(
+            conn, [NewEntry(phone, now, "opted_out", source, detail={"scope": scope})]
+        )
 
 
 async def opt_in(conn: AsyncConnection, phone: str) -> None:

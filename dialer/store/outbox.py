@@ -34,24 +34,31 @@ from dialer.messaging.ports import (
 )
 from dialer.store import opt_outs as opt_out_rows
 from dialer.store.engine import Store, batch_fails_alone, reading, writing
+from dialer.store.message_timeline import message_entry, record_outcomes_on_timeline
 from dialer.store.notify import announce_queued
-from dialer.store.schema import UtcDateTime, opt_outs, outbound_messages
+from dialer.store.outbox_outcomes import (
+    OUTCOME_STATEMENTS,
+    now_param,
+    outcome_params,
+)
+from dialer.store.schema import opt_outs, outbound_messages
+from dialer.store.timeline import add_entries
 from dialer.store.workers import declared_dead, not_live
 
 __all__ = ["OutboxStore"]
 
 _m = outbound_messages.c
-_PAST_SENDING = ("sent", "delivered", "undelivered", "failed")
-
-
-def _now_param(name: str = "now") -> sa.BindParameter[datetime]:
-    return sa.bindparam(name, type_=UtcDateTime())
 
 
 _OWNER = sa.bindparam("owner", type_=sa.String())
 _DUE = (
     sa.select(_m.id)
-    .where(_m.status == "queued", _m.next_attempt_at <= _now_param(), ~declared_dead(_OWNER))
+    .where(
+        _m.status == "queued",
+        _m.next_attempt_at <= now_param(),
+        _m.channel == sa.bindparam("b_channel", type_=sa.String()),
+        ~declared_dead(_OWNER),
+    )
     .order_by(_m.next_attempt_at, _m.id)
     .limit(sa.bindparam("limit", type_=sa.Integer()))
     .with_for_update(skip_locked=True)
@@ -68,7 +75,7 @@ _CLAIM = (
         attempts=_m.attempts + 1,
         lease_owner=_OWNER,
         held_until=None,
-        updated_at=_now_param(),
+        updated_at=now_param(),
     )
     .returning(
         _m.id,
@@ -90,65 +97,6 @@ _OPTED_OUT_OF_SMS = sa.select(opt_outs.c.phone).where(
     opt_outs.c.phone.in_(sa.bindparam("phones", expanding=True)),
     opt_outs.c.scope.in_(["sms", "all"]),
 )
-_SENT = (
-    outbound_messages.update()
-    .where(
-        _m.id == sa.bindparam("b_id"),
-        # Any status from `sending` on but `dead` (no IN list: executemany takes no expanding
-        # parameter).
-        sa.or_(*(_m.status == status for status in ("sending", *_PAST_SENDING))),
-    )
-    .values(
-        status=sa.case((_m.status == "sending", "sent"), else_=_m.status),
-        provider=sa.bindparam("b_provider"),
-        provider_message_id=sa.bindparam("b_provider_message_id"),
-        sent_at=_now_param("b_now"),
-        next_attempt_at=None,
-        last_error=None,
-        error_code=None,
-        ambiguous_since=None,
-        updated_at=_now_param("b_now"),
-    )
-)
-_HOLDER = _m.lease_owner.is_not_distinct_from(sa.bindparam("b_owner", type_=sa.String()))
-_RETRY = (
-    outbound_messages.update()
-    .where(_m.id == sa.bindparam("b_id"), _m.status == "sending", _HOLDER)
-    .values(
-        status="queued",
-        next_attempt_at=_now_param("b_at"),
-        last_error=sa.bindparam("b_error"),
-        error_code=sa.bindparam("b_code"),
-        ambiguous_since=sa.func.coalesce(_m.ambiguous_since, _now_param("b_ambiguous_at")),
-        updated_at=_now_param("b_now"),
-    )
-)
-# Held by the daily limit per number: the try is not counted, and its age counts from `b_at`.
-_HOLD = (
-    outbound_messages.update()
-    .where(_m.id == sa.bindparam("b_id"), _m.status == "sending", _HOLDER)
-    .values(
-        status="queued",
-        attempts=_m.attempts - 1,
-        next_attempt_at=_now_param("b_at"),
-        held_until=_now_param("b_at"),
-        replayed_at=_now_param("b_at"),
-        last_error=sa.bindparam("b_error"),
-        updated_at=_now_param("b_now"),
-    )
-)
-_DEAD = (
-    outbound_messages.update()
-    .where(_m.id == sa.bindparam("b_id"), _m.status == "sending", _HOLDER)
-    .values(
-        status="dead",
-        next_attempt_at=None,
-        last_error=sa.bindparam("b_error"),
-        error_code=sa.bindparam("b_code"),
-        ambiguous_since=None,
-        updated_at=_now_param("b_now"),
-    )
-)
 
 
 async def _opted_out_of_sms(conn: AsyncConnection, phones: set[str]) -> set[str]:
@@ -156,32 +104,6 @@ async def _opted_out_of_sms(conn: AsyncConnection, phones: set[str]) -> set[str]
     if not phones:
         return set()
     return set(await conn.scalars(_OPTED_OUT_OF_SMS, {"phones": sorted(phones)}))
-
-
-def _params(outcome: MessageOutcome, owner: str | None) -> dict[str, Any]:
-    if outcome.kind == "sent":
-        return {
-            "b_id": outcome.message_id,
-            "b_provider": outcome.provider,
-            "b_provider_message_id": outcome.provider_message_id,
-            "b_now": outcome.now,
-        }
-    params = {
-        "b_id": outcome.message_id,
-        "b_owner": owner,
-        "b_error": outcome.error,
-        "b_now": outcome.now,
-    }
-    if outcome.kind == "hold":
-        return {**params, "b_at": outcome.at}
-    params["b_code"] = outcome.code
-    if outcome.kind == "retry":
-        ambiguous_at = outcome.now if outcome.ambiguous else None
-        return {**params, "b_at": outcome.at, "b_ambiguous_at": ambiguous_at}
-    return params
-
-
-_STATEMENTS = {"sent": _SENT, "retry": _RETRY, "dead": _DEAD, "hold": _HOLD}
 
 
 def _templates(stored: Any) -> dict[str, StageTemplate]:
@@ -201,9 +123,10 @@ class OutboxStore:
     holds (a worker declared dead while paused cannot undo the work of the one that took its
     messages over). Without an owner: one worker, and no fence."""
 
-    def __init__(self, store: Store, *, owner: str | None = None) -> None:
+    def __init__(self, store: Store, *, owner: str | None = None, channel: str = "sms") -> None:
         self.store = store
         self.owner = owner
+        self.channel = channel
         self.engine = store.engine
         self.dialect = store.dialect
 
@@ -215,9 +138,11 @@ class OutboxStore:
         worker, and return them, each with whether its number has opted out of SMS since it
         was queued. Nothing once this worker was declared dead (paused past its lease)."""
         async with writing(self.engine) as conn:
-            params = {"now": now, "limit": limit, "owner": self.owner}
+            params = {"now": now, "limit": limit, "owner": self.owner, "b_channel": self.channel}
             rows = (await conn.execute(_CLAIM, params)).all()
-            opted_out = await _opted_out_of_sms(conn, {row.phone for row in rows})
+            # A webhook about an opted-out number (sms.opted_out) still goes to the order system.
+            phones = {row.phone for row in rows} if self.channel == "sms" else set()
+            opted_out = await _opted_out_of_sms(conn, phones)
         claimed = [
             ClaimedMessage(
                 row.id,
@@ -240,10 +165,11 @@ class OutboxStore:
         """The outcomes of many messages in one transaction (see `MessageOutcome`)."""
         by_kind: dict[str, list[dict[str, Any]]] = {}
         for outcome in outcomes:
-            by_kind.setdefault(outcome.kind, []).append(_params(outcome, self.owner))
+            by_kind.setdefault(outcome.kind, []).append(outcome_params(outcome, self.owner))
         async with writing(self.engine) as conn:
             for kind, params in by_kind.items():
-                await conn.execute(_STATEMENTS[kind], params)
+                await conn.execute(OUTCOME_STATEMENTS[kind], params)
+            await record_outcomes_on_timeline(conn, outcomes)
             for outcome in outcomes:
                 if outcome.opt_out_phone is not None:
                     await opt_out_rows.opt_out(
@@ -269,7 +195,10 @@ class OutboxStore:
     async def record_outcome(self, outcome: MessageOutcome) -> bool:
         """The outcome of one claimed message; False when its row was not `sending`."""
         async with writing(self.engine) as conn:
-            result = await conn.execute(_STATEMENTS[outcome.kind], _params(outcome, self.owner))
+            statement = OUTCOME_STATEMENTS[outcome.kind]
+            result = await conn.execute(statement, outcome_params(outcome, self.owner))
+            if result.rowcount:
+                await record_outcomes_on_timeline(conn, [outcome])
             if outcome.opt_out_phone is not None:
                 await opt_out_rows.opt_out(
                     conn, outcome.opt_out_phone, source="provider", now=outcome.now
@@ -286,11 +215,11 @@ class OutboxStore:
         crash: it may have gone out: `ambiguous_since` (the claim's time) has it looked up at
         the providers that can tell (`dialer.messaging.dispatcher`) before it is sent again."""
         if self.owner is None:
-            which = _m.status == "sending"
+            which = sa.and_(_m.status == "sending", _m.channel == self.channel)
         else:
             left = not_live(_m.lease_owner)
             mine = sa.or_(left, _m.lease_owner == self.owner) if own else left
-            which = sa.and_(_m.status == "sending", mine)
+            which = sa.and_(_m.status == "sending", _m.channel == self.channel, mine)
         async with writing(self.engine) as conn:
             rows = (
                 await conn.execute(
@@ -349,9 +278,17 @@ class OutboxStore:
                         _m.provider,
                         _m.attempts,
                         sa.func.coalesce(_m.replayed_at, _m.created_at).label("age_from"),
+                        _m.phone,
+                        _m.order_id,
+                        _m.channel,
                     )
                 )
             ).first()
+            if row is not None:
+                kind = "sms_delivered" if status == "delivered" else "sms_failed"
+                if status in ("delivered", "undelivered", "failed"):
+                    entry = message_entry(row, kind, now, reason=error_code or status)
+                    await add_entries(conn, [entry])
         if row is None:
             return None
         return DeliveryReport(row.id, row.stage, row.provider, row.attempts, row.age_from)
@@ -374,12 +311,20 @@ class OutboxStore:
             "updated_at": now,
         }
         async with writing(self.engine) as conn:
-            result = await conn.execute(
-                outbound_messages.update()
-                .where(_m.id == message_id, _m.status.in_(["undelivered", "failed"]))
-                .values(**values)
-            )
-        return bool(result.rowcount)
+            row = (
+                await conn.execute(
+                    outbound_messages.update()
+                    .where(_m.id == message_id, _m.status.in_(["undelivered", "failed"]))
+                    .values(**values)
+                    .returning(_m.id, _m.phone, _m.order_id, _m.stage, _m.channel)
+                )
+            ).first()
+            if row is not None:
+                kind = "dead" if retry_at is None else "retry"
+                await add_entries(
+                    conn, [message_entry(row, kind, now, reason=error, until=retry_at)]
+                )
+        return row is not None
 
     async def replay_dead(self, message_id: int, *, now: datetime) -> bool:
         """A dead message queued again, due now; `max_age_s` counts from now (`replayed_at`),

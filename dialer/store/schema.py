@@ -29,12 +29,14 @@ __all__ = [
     "campaigns",
     "contacts",
     "events",
+    "follow_ups",
     "metadata",
     "opt_outs",
     "outbound_messages",
     "runner_slots",
     "seen_callbacks",
     "sessions",
+    "timeline",
     "workers",
 ]
 
@@ -286,4 +288,40 @@ seen_callbacks = sa.Table(
     sa.Column("callback_id", sa.String, nullable=False),
     sa.Column("seen_at", UtcDateTime(), nullable=False, index=True),
     sa.UniqueConstraint("provider", "callback_id"),
+)
+
+# The timeline of each phone number (`dialer.timeline`): every decision, its time and reason.
+# `follow_up` is true while the follow-up (escalations, webhooks) has yet to read the entry.
+timeline = sa.Table(
+    "timeline",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("phone", sa.String, nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("until", UtcDateTime(), nullable=True),
+    sa.Column("campaign", sa.String, nullable=True),
+    sa.Column("order_id", sa.String, nullable=True),
+    sa.Column("detail", Json, nullable=True),
+    sa.Column("follow_up", sa.Boolean, nullable=True),
+    sa.Index(None, "phone", "at"),
+    sa.Index(None, "at"),
+)
+sa.Index(
+    "ix_timeline_pending_follow_up",
+    timeline.c.id,
+    sqlite_where=timeline.c.follow_up.is_not(None),
+    postgresql_where=timeline.c.follow_up.is_not(None),
+)
+
+# What an escalation rule did, once per rule and subject (a contact, an order).
+follow_ups = sa.Table(
+    "follow_ups",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("rule", sa.String, nullable=False),
+    sa.Column("subject", sa.String, nullable=False),
+    sa.Column("done_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("rule", "subject"),
 )

@@ -1,5 +1,7 @@
 """Read-only SMS queries for supervisors and monitoring: the funnel (messages of each order
-stage by status), the backlog (for the outbox gauges), dead letters, one message's row."""
+stage by status), the backlog (for the outbox gauges), dead letters, one message's row. The
+funnel and the backlog count SMS only; the dead letters include webhooks to the order system
+(rows of channel `webhook`, stage `webhook:<event>:<subject>`), replayed the same way."""
 
 from __future__ import annotations
 
@@ -34,7 +36,11 @@ StageCounts = dict[str, dict[str, int]]
 
 async def funnel(store: Store) -> StageCounts:
     """Messages by order stage and current status, one GROUP BY over the outbox."""
-    query = sa.select(_m.stage, _m.status, sa.func.count()).group_by(_m.stage, _m.status)
+    query = (
+        sa.select(_m.stage, _m.status, sa.func.count())
+        .where(_m.channel == "sms")  # webhooks to the order system share the outbox
+        .group_by(_m.stage, _m.status)
+    )
     async with reading(store.engine) as conn:
         rows = (await conn.execute(query)).all()
     counts: StageCounts = {}
@@ -81,7 +87,7 @@ async def backlog(store: Store, *, now: datetime) -> Backlog:
     query = sa.select(
         sa.func.count().filter(waiting),
         sa.func.min(_m.next_attempt_at).filter(due),
-    )
+    ).where(_m.channel == "sms")
     async with reading(store.engine) as conn:
         depth, oldest = (await conn.execute(query)).one()
     age_s = (now - oldest).total_seconds() if oldest is not None else 0.0

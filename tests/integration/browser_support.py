@@ -34,8 +34,8 @@ def require_chromium() -> None:
 
 
 @contextlib.asynccontextmanager
-async def chromium_page(user_data_dir: Path) -> AsyncIterator[Page]:
-    """A page in a fresh headless chromium profile."""
+async def chromium_page(user_data_dir: Path, *, locale: str = "en-US") -> AsyncIterator[Page]:
+    """A page in a fresh headless chromium profile whose language is `locale`."""
     require_chromium()
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
@@ -44,6 +44,7 @@ async def chromium_page(user_data_dir: Path) -> AsyncIterator[Page]:
             headless=True,
             args=CHROMIUM_ARGS,
             viewport={"width": 1280, "height": 900},
+            locale=locale,
         )
         try:
             context.set_default_timeout(WAIT_MS)

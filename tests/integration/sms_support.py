@@ -32,6 +32,7 @@ ENV = {
     "API_TOKEN": TOKEN,
     "TWILIO_TOKEN": DEFAULT_AUTH_TOKEN,
     "WRONG_TOKEN": "wrong-token",
+    "WEBHOOK_SECRET": "order-system-shared-secret",
 }
 
 STAGES = """\
@@ -54,6 +55,16 @@ STAGES = """\
 """
 
 
+CAMPAIGNS = """\
+campaigns:
+  refusal-callback: {kind: refusal_callback, channel: "Local/{number}@customers"}
+  vip-care:
+    kind: vip
+    channel: "Local/{number}@customers"
+    agent_queue: agents
+    destination: {queue: agents}"""
+
+
 def sms_settings(
     directory: Path,
     *,
@@ -68,6 +79,8 @@ def sms_settings(
     concurrency: int = 10,
     twilio_token: str = "${TWILIO_TOKEN}",
     stages: str = STAGES,
+    extra: str = "",
+    campaigns: str = CAMPAIGNS,
 ) -> Settings:
     callback = f"status_callback_url: {public_url}/v1/sms/twilio/status" if public_url else ""
     text = f"""\
@@ -78,13 +91,7 @@ api:
   port: {api_port}
   token: "${{API_TOKEN}}"
   {f"public_url: {public_url}" if public_url else ""}
-campaigns:
-  refusal-callback: {{kind: refusal_callback, channel: "Local/{{number}}@customers"}}
-  vip-care:
-    kind: vip
-    channel: "Local/{{number}}@customers"
-    agent_queue: agents
-    destination: {{queue: agents}}
+{campaigns}
 notifications:
   providers:
     outbox: {{type: outbox, path: outbox.jsonl, messages_per_second: 100000}}
@@ -103,7 +110,7 @@ notifications:
   dispatcher: {{concurrency: {concurrency}, poll_interval_s: 0.05}}
   quiet_hours: {quiet_hours}
   signature: 【好物优选】
-{stages}"""
+{stages}{extra}"""
     return parse_settings(text, source="test.yaml", base_dir=directory, environ=ENV)
 
 

@@ -26,6 +26,7 @@ GROUPS = [
     ("dialer/config/*", "config"),
     ("dialer/app.py", "app"),
     ("dialer/daemon_reload.py", "app"),
+    ("dialer/daemon_settings.py", "app"),
     ("dialer/__main__.py", "cli"),
     ("dialer/*.py", "shared"),
     ("notifiers/*", "notifiers"),
@@ -61,7 +62,13 @@ MAY_IMPORT = {
 }
 # What HTTP may read of the store without going through the core: the `Store` type and the
 # read-only reports. (The CLI, like app.py, also builds the repositories it hands to the core.)
-STORE_FOR_HTTP = {"dialer.store", "dialer.store.sms_reports", "dialer.store.campaign_reports"}
+STORE_FOR_HTTP = {
+    "dialer.store",
+    "dialer.store.sms_reports",
+    "dialer.store.campaign_reports",
+    "dialer.store.timeline_reports",
+    "dialer.store.trend_reports",
+}
 # Which groups may import which third-party library (the rest may import none of these).
 LIBRARIES = {
     "panoramisk": {"pbx"},

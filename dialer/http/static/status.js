@@ -94,9 +94,9 @@ function showProblems(problems) {
     banner.textContent = "";
     return;
   }
-  const since = state.lastOk ? ` Showing what was read at ${formatTime(state.lastOk.toISOString())}.` : "";
+  const since = state.lastOk ? t("banner.since", { time: formatTime(state.lastOk.toISOString()) }) : "";
   const unique = [...new Set(problems)];
-  banner.textContent = `The daemon does not answer: ${unique.join("; ")}.${since}`;
+  banner.textContent = t("banner.down", { problems: unique.join("; ") }) + since;
   banner.hidden = false;
 }
 
@@ -104,7 +104,7 @@ function tick() {
   const shown = document.getElementById("refreshed");
   if (state.lastOk) {
     const ago = (Date.now() - state.lastOk.getTime()) / 1000;
-    shown.textContent = `Updated ${formatTime(state.lastOk.toISOString())} (${formatAge(ago)} ago)`;
+    shown.textContent = t("refreshed.at", { time: formatTime(state.lastOk.toISOString()), age: formatAge(ago) });
     shown.classList.toggle("stale", ago * 1000 > 3 * REFRESH_MS);
   }
   for (const cell of document.querySelectorAll("[data-age-s]")) {
@@ -117,8 +117,8 @@ function tick() {
 
 function renderReadiness(ready) {
   const checks = (ready && ready.checks) || {};
-  setPill(document.getElementById("ami"), "AMI", checks.ami, "logged in", "down");
-  setPill(document.getElementById("store"), "Store", checks.store, "reachable", "unreachable");
+  setPill(document.getElementById("ami"), "AMI", checks.ami, t("pill.loggedIn"), t("pill.down"));
+  setPill(document.getElementById("store"), t("pill.store"), checks.store, t("pill.reachable"), t("pill.unreachable"));
 }
 
 // A green or red pill; the check's detail beside it when it fails (whole in the tooltip).
@@ -127,7 +127,7 @@ function setPill(pill, label, check, upWord, downWord) {
   if (!check) {
     pill.className = "pill pill-unknown";
     pill.dataset.state = "unknown";
-    pill.textContent = `${label}: unknown`;
+    pill.textContent = `${label}: ${t("pill.unknown")}`;
     pill.title = detail.textContent = detail.title = "";
     return;
   }
@@ -156,7 +156,7 @@ function cardFor(name) {
 function renderCampaigns(campaigns) {
   const holder = document.getElementById("campaigns");
   if (campaigns.length === 0) {
-    holder.replaceChildren(el("p", "No campaign is configured.", "muted"));
+    holder.replaceChildren(el("p", t("campaigns.none"), "muted"));
     state.cards.clear();
     return;
   }
@@ -192,7 +192,7 @@ function renderCampaign(card, c) {
   };
   const total = Object.values(parts).reduce((a, b) => a + b, 0);
 
-  const where = c.worker ? ` · on ${c.worker}` : "";
+  const where = c.worker ? ` · ${t("campaign.worker", { worker: c.worker })}` : "";
   card.querySelector(".campaign-kind").textContent = c.kind.replace(/_/g, " ") + where;
   const badge = card.querySelector(".campaign-state");
   badge.textContent = c.state;
@@ -214,16 +214,16 @@ function renderCampaign(card, c) {
     `${parts.done} done, ${parts.failed} failed, ${parts["in-flight"]} in flight, ${parts.due} due`,
   );
 
-  card.querySelector(".fact-calls").textContent = `${c.calls_in_flight} of ${c.max_concurrent_calls} lines`;
-  card.querySelector(".fact-cps").textContent = `at most ${c.max_calls_per_second}`;
+  card.querySelector(".fact-calls").textContent = t("campaign.lines", { calls: c.calls_in_flight, max: c.max_concurrent_calls });
+  card.querySelector(".fact-cps").textContent = t("campaign.atMost", { cps: c.max_calls_per_second });
   card.querySelector(".fact-next-due").textContent = nextDue(c);
   const agentsRow = card.querySelector(".fact-agents-row");
   agentsRow.hidden = c.free_agents === undefined;
   card.querySelector(".fact-agents").textContent = c.free_agents ?? "";
   fillPacing(card, c.pacing);
 
-  fillCounts(card.querySelector(".campaign-outcomes tbody"), c.attempts || {}, c.attempts_in_flight, "no attempt yet");
-  fillCounts(card.querySelector(".campaign-dispositions tbody"), c.dispositions || {}, 0, "none recorded");
+  fillCounts(card.querySelector(".campaign-outcomes tbody"), c.attempts || {}, c.attempts_in_flight, t("campaign.noAttempt"));
+  fillCounts(card.querySelector(".campaign-dispositions tbody"), c.dispositions || {}, 0, t("campaign.noneRecorded"));
 
   const live = card.querySelector(".campaign-live tbody");
   const readAt = String(Date.now());
@@ -239,7 +239,7 @@ function renderCampaign(card, c) {
     ]);
   });
   if (rows.length === 0) {
-    const empty = el("td", "No call in flight", "muted");
+    const empty = el("td", t("live.none"), "muted");
     empty.colSpan = 4;
     rows.push(row([empty]));
   }
@@ -247,16 +247,16 @@ function renderCampaign(card, c) {
 }
 
 function nextDue(c) {
-  if (!c.next_due_at) return "nothing due";
+  if (!c.next_due_at) return t("campaign.nothingDue");
   if (c.state !== "running") return `${formatTime(c.next_due_at)} (${c.state})`;
-  return new Date(c.next_due_at) <= new Date() ? "now" : formatTime(c.next_due_at);
+  return new Date(c.next_due_at) <= new Date() ? t("campaign.now") : formatTime(c.next_due_at);
 }
 
 function fillCounts(tbody, counts, inFlight, emptyText) {
   const rows = Object.entries(counts)
     .sort((a, b) => b[1] - a[1])
     .map(([key, count]) => row([el("td", key.replace(/_/g, " "), `outcome-${key}`), el("td", count, "num")]));
-  if (inFlight) rows.push(row([el("td", "in flight", "muted"), el("td", inFlight, "num")]));
+  if (inFlight) rows.push(row([el("td", t("campaign.inFlight"), "muted"), el("td", inFlight, "num")]));
   if (rows.length === 0) {
     const empty = el("td", emptyText, "muted");
     empty.colSpan = 2;
@@ -286,7 +286,7 @@ async function pauseOrResume(name, action) {
 
 function renderFunnel(funnel) {
   const table = document.getElementById("funnel");
-  const head = row([el("th", "Stage"), ...funnel.statuses.map((s) => el("th", s, "num")), el("th", "Total", "num")]);
+  const head = row([el("th", t("sms.stage")), ...funnel.statuses.map((s) => el("th", s, "num")), el("th", t("sms.total"), "num")]);
   table.tHead.replaceChildren(head);
   const rows = funnel.stages.map((stage) =>
     row([
@@ -301,7 +301,7 @@ function renderFunnel(funnel) {
     ]),
   );
   if (rows.length === 0) {
-    const empty = el("td", "No SMS stage is configured and none was sent.", "muted");
+    const empty = el("td", t("sms.none"), "muted");
     empty.colSpan = funnel.statuses.length + 2;
     rows.push(row([empty]));
   }
@@ -322,7 +322,7 @@ function renderDead(dead) {
     ]),
   );
   if (rows.length === 0) {
-    const empty = el("td", "No dead message.", "muted");
+    const empty = el("td", t("dead.none"), "muted");
     empty.colSpan = 7;
     rows.push(row([empty]));
   }
@@ -365,6 +365,11 @@ async function loop() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  // Another language: the cards are made again from their (reworded) template.
+  i18n.listeners.push(() => {
+    state.cards.clear();
+    refresh();
+  });
   setInterval(tick, 1000);
   loop();
 });

@@ -101,7 +101,7 @@ def config_dir(tmp_path: Path) -> Path:
     lab = tmp_path / "lab"
     if not lab.exists():
         lab.mkdir()
-        for name in ("ami-secret", "api-token"):
+        for name in ("ami-secret", "api-token", "webhook-secret"):
             shutil.copy(REPO / "lab" / name, lab / name)
         (tmp_path / "config").mkdir()
     return tmp_path / "config"

@@ -317,7 +317,12 @@ async def test_the_bearer_token_alone_still_posts_without_the_page_header(client
 
 @pytest.mark.parametrize(
     ("name", "content_type"),
-    [("status.css", "text/css"), ("status.js", "text/javascript")],
+    [
+        ("status.css", "text/css"),
+        ("i18n.js", "text/javascript"),
+        ("status.js", "text/javascript"),
+        ("loop.js", "text/javascript"),
+    ],
 )
 async def test_assets_are_served_with_their_content_type(
     client: Client, name: str, content_type: str
@@ -348,8 +353,9 @@ def test_the_page_references_nothing_outside_the_daemon(path: Path) -> None:
     assert re.findall(r"https?:|(?:src|href)\s*=\s*[\"']//|url\(\s*[\"']?//|@import", text) == []
 
 
-def test_the_script_never_puts_text_into_html() -> None:
-    script = (STATIC / "status.js").read_text(encoding="utf-8")
+@pytest.mark.parametrize("name", ["status.js", "loop.js", "i18n.js"])
+def test_the_script_never_puts_text_into_html(name: str) -> None:
+    script = (STATIC / name).read_text(encoding="utf-8")
     sinks = ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("]
     assert [sink for sink in sinks if sink in script] == []
     assert "textContent" in script

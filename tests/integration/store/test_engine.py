@@ -104,6 +104,8 @@ async def new_row(connection: AsyncConnection, table_name: str) -> dict[str, Any
         return {"id_hash": _unique(), "token_fingerprint": _unique(), "expires_at": NOW}
     if table_name == "seen_callbacks":
         return {"provider": "twilio", "callback_id": f"SM{_unique()}", "seen_at": NOW}
+    if table_name == "follow_ups":
+        return {"rule": f"rule-{_unique()}", "subject": f"contact-{_unique()}", "done_at": NOW}
     raise AssertionError(f"no row factory for {table_name}")
 
 
@@ -118,6 +120,7 @@ UNIQUE_KEYS = [
     ("opt_outs", ("phone", "scope")),
     ("sessions", ("id_hash",)),
     ("seen_callbacks", ("provider", "callback_id")),
+    ("follow_ups", ("rule", "subject")),
 ]
 
 CHECKED_WORDS = [
