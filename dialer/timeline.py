@@ -14,6 +14,7 @@ Kinds (`TIMELINE_KINDS`), one word each, and what `reason` / `until` hold:
     sms_skipped         reason: opted_out | already_queued | not_mobile | no_template
     sms_sent            reason: the provider
     sms_retry           until: the next try; reason: the error
+    sms_held            until: when it goes; reason: the daily limit per number reached
     sms_dead            reason: why (opted_out, expired, number, provider: ...)
     sms_delivered       reason: the provider's status
     sms_failed          reason: undelivered | failed (a delivery report)
@@ -59,6 +60,7 @@ TIMELINE_KINDS = (
     "sms_skipped",
     "sms_sent",
     "sms_retry",
+    "sms_held",
     "sms_dead",
     "sms_delivered",
     "sms_failed",

@@ -22,9 +22,11 @@ _m = outbound_messages.c
 _KINDS = {
     ("sms", "sent"): "sms_sent",
     ("sms", "retry"): "sms_retry",
+    ("sms", "hold"): "sms_held",
     ("sms", "dead"): "sms_dead",
     ("webhook", "sent"): "reported",
     ("webhook", "retry"): "webhook_retry",
+    ("webhook", "hold"): "webhook_retry",  # no daily limit holds a webhook: never written
     ("webhook", "dead"): "webhook_dead",
 }
 
@@ -74,7 +76,7 @@ def _from_outbox(dialect: str, kind: str) -> Any:
 
 def _params(outcome: MessageOutcome) -> dict[str, Any]:
     reason = outcome.provider if outcome.kind == "sent" else outcome.error
-    until = outcome.at if outcome.kind == "retry" else None
+    until = outcome.at if outcome.kind in ("retry", "hold") else None
     return {"e_id": outcome.message_id, "e_at": outcome.now, "e_reason": reason, "e_until": until}
 
 

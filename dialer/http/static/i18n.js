@@ -160,6 +160,7 @@ const KINDS = {
     sms_skipped: "短信未发送",
     sms_sent: "短信已发送",
     sms_retry: "短信稍后重试",
+    sms_held: "短信因每日上限推迟",
     sms_dead: "短信发送失败",
     sms_delivered: "短信已送达",
     sms_failed: "短信未送达",

@@ -13,6 +13,7 @@ import pytest
 
 from dialer.metrics import Metrics
 from dialer.store import Store
+from dialer.store.timeline_reports import entries_for
 from tests.fakes.aliyun_sms_server import FakeAliyunSms
 from tests.fakes.cloud_sms_common import CloudSmsServer, Fault, eventually
 from tests.fakes.tencent_sms_server import FakeTencentSms
@@ -301,6 +302,8 @@ async def test_the_daily_limit_holds_a_low_priority_stage_and_keeps_room_for_an_
     assert held["attempts"] == 0  # a hold is not a try
     assert held["held_until"] == held["next_attempt_at"] > now()
     assert held["last_error"].startswith("held: daily limit per number: 1 sent today, 1 allowed")
+    [entry] = [e for e in await entries_for(store, held["phone"]) if e.kind == "sms_held"]
+    assert (entry.order_id, entry.until) == ("A2", held["held_until"])  # on the timeline
 
 
 async def test_a_held_message_goes_out_the_next_day_even_past_max_age(
