@@ -73,6 +73,25 @@ async def statuses(db: Path) -> list[str]:
         await store.close()
 
 
+async def post_confirmed_orders(api_port: int, count: int, *, prefix: str) -> None:
+    """`count` order_confirmed events, one POST each, to the daemon at `api_port`: each 202."""
+    async with aiohttp.ClientSession() as http:
+        for i in range(count):
+            body = {
+                "event_id": f"e{i}",
+                "order_id": f"{prefix}{i}",
+                "stage": "order_confirmed",
+                "phone": f"+861381234{i:04d}",
+                "occurred_at": "2025-06-02T12:00:00+08:00",
+            }
+            async with http.post(
+                f"http://127.0.0.1:{api_port}/v1/events",
+                json=body,
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ) as response:
+                assert response.status == 202, await response.text()
+
+
 async def test_kill_9_mid_dispatch_then_restart_loses_nothing(tmp_path: Path) -> None:
     api_port = free_port()
     async with FakeTwilioServer() as fake:
@@ -81,21 +100,7 @@ async def test_kill_9_mid_dispatch_then_restart_loses_nothing(tmp_path: Path) ->
         daemon = await DaemonProcess.start(config)
         try:
             await daemon.wait_for_log("api.listening")
-            async with aiohttp.ClientSession() as http:
-                for i in range(MESSAGES):
-                    body = {
-                        "event_id": f"e{i}",
-                        "order_id": f"K{i}",
-                        "stage": "order_confirmed",
-                        "phone": f"+861381234{i:04d}",
-                        "occurred_at": "2025-06-02T12:00:00+08:00",
-                    }
-                    async with http.post(
-                        f"http://127.0.0.1:{api_port}/v1/events",
-                        json=body,
-                        headers={"Authorization": f"Bearer {TOKEN}"},
-                    ) as response:
-                        assert response.status == 202, await response.text()
+            await post_confirmed_orders(api_port, MESSAGES, prefix="K")
             await wait_until(lambda: fake.creates_seen >= CONCURRENCY)
             daemon.process.send_signal(signal.SIGKILL)
             await daemon.process.wait()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import aiohttp
 import pytest
 import sqlalchemy as sa
 
@@ -19,7 +18,7 @@ from dialer.store import Store
 from dialer.store.schema import outbound_messages
 from tests.fakes.order_system import OrderSystem
 from tests.fakes.twilio_server import FakeTwilioServer, Fault
-from tests.integration.messaging.test_kill import wait_until
+from tests.integration.messaging.test_kill import post_confirmed_orders, wait_until
 from tests.integration.sms_support import ACCOUNT_SID, ENV, STAGES, TOKEN
 from tests.support import DaemonProcess, free_port
 
@@ -117,21 +116,7 @@ async def test_kill_9_mid_webhook_delivery_then_restart_loses_none(
         daemon = await DaemonProcess.start(config, *ROLES)
         try:
             await daemon.wait_for_log("api.listening")
-            async with aiohttp.ClientSession() as http:
-                for i in range(ORDERS):
-                    body = {
-                        "event_id": f"e{i}",
-                        "order_id": f"W{i}",
-                        "stage": "order_confirmed",
-                        "phone": f"+861381234{i:04d}",
-                        "occurred_at": "2025-06-02T12:00:00+08:00",
-                    }
-                    async with http.post(
-                        f"http://127.0.0.1:{api_port}/v1/events",
-                        json=body,
-                        headers={"Authorization": f"Bearer {TOKEN}"},
-                    ) as response:
-                        assert response.status == 202, await response.text()
+            await post_confirmed_orders(api_port, ORDERS, prefix="W")
             await wait_until(lambda: orders.stalled >= CONCURRENCY)
             daemon.process.send_signal(signal.SIGKILL)
             await daemon.process.wait()
