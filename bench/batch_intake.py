@@ -43,11 +43,11 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
-from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.sms_load import event
+from bench.sms_throughput import postgres_database
 from dialer.http.server import make_web_app
 from dialer.http.sms import add_sms_routes
 from dialer.logs import configure_logging
@@ -56,7 +56,6 @@ from dialer.store.schema import events
 from tests.integration.sms_support import AUTH, all_ready, sms_service, sms_settings
 from tests.support import REPO, free_port
 
-PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 MODES = ("single", "batch")
 THIS_SCRIPT = str(Path(__file__).resolve())
 
@@ -129,20 +128,6 @@ class Phase:
 
     per_s: float
     cpu_s_per_1000: float
-
-
-@contextlib.asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    name = f"batch_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    finally:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.dispose()
 
 
 @contextlib.asynccontextmanager
