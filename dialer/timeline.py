@@ -39,7 +39,7 @@ Kinds (`TIMELINE_KINDS`), one word each, and what `reason` / `until` hold:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -157,6 +157,8 @@ class QueuedMessage:
     body: str
     next_attempt_at: datetime
     segments: int = 1
+    templates: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """SMS: provider name -> its approved template (`dialer.messaging.ports.StageTemplate`)."""
 
 
 @dataclass(frozen=True)

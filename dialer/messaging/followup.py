@@ -27,7 +27,7 @@ from typing import Any
 from dialer.config import Settings
 from dialer.config.followup import EscalationRule
 from dialer.logs import get_logger
-from dialer.messaging.templates import quiet_hours_end, render
+from dialer.messaging.templates import quiet_hours_end, render_message
 from dialer.phones import InvalidNumber, parse
 from dialer.timeline import FollowUpAction, NewEntry, QueuedMessage, TimelineEntry
 from notifiers import segments
@@ -184,7 +184,7 @@ def _stage_message(
     stage_settings = notifications.stages[stage]
     context = entry.detail.get("context") or {}
     data = {key: value for key, value in context.items() if isinstance(value, str | int | float)}
-    body = render(
+    body, templates = render_message(
         stage_settings,
         notifications,
         stage=stage,
@@ -193,7 +193,9 @@ def _stage_message(
         data=data,
     )
     held = None if stage_settings.urgent else quiet_hours_end(now, notifications.quiet_hours)
-    return QueuedMessage("sms", order, stage, entry.phone, body, held or now, segments(body).parts)
+    return QueuedMessage(
+        "sms", order, stage, entry.phone, body, held or now, segments(body).parts, templates
+    )
 
 
 def _webhook(

@@ -44,7 +44,7 @@ from dialer.messaging.ports import (
     StageContact,
     StoredEvent,
 )
-from dialer.messaging.templates import quiet_hours_end, render, render_provider_templates
+from dialer.messaging.templates import quiet_hours_end, render_message
 from dialer.metrics import Metrics
 from notifiers import segments
 
@@ -221,15 +221,7 @@ class Intake:
             return None, "no_template", None
         if not event.phone.is_mobile:
             return None, "not_mobile", None
-        body = render(
-            stage,
-            notifications,
-            stage=event.stage,
-            order_id=event.order_id,
-            customer_name=event.customer.name,
-            data=event.data,
-        )
-        templates = render_provider_templates(
+        body, templates = render_message(
             stage,
             notifications,
             stage=event.stage,

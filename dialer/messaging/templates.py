@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from dialer.config import TEMPLATE_PLACEHOLDERS, Notifications, QuietHours, Stage
 from dialer.messaging.ports import StageTemplate
 
-__all__ = ["quiet_hours_end", "render", "render_provider_templates"]
+__all__ = ["quiet_hours_end", "render", "render_message"]
 
 DataValue = str | int | float | bool | None
 
@@ -57,7 +57,7 @@ def render(
     return stage_settings.template.format_map(values)
 
 
-def render_provider_templates(
+def render_message(
     stage_settings: Stage,
     notifications: Notifications,
     *,
@@ -65,19 +65,20 @@ def render_provider_templates(
     order_id: str,
     customer_name: str,
     data: Mapping[str, DataValue],
-) -> dict[str, StageTemplate]:
-    """Provider name -> the stage's approved template there, its variables filled from the
-    event as `render` fills the text (`provider_templates` of the stage)."""
+) -> tuple[str, dict[str, StageTemplate]]:
+    """The stage's message for this order, and provider name -> its approved template there
+    (`provider_templates` of the stage), every placeholder filled as `render` fills them."""
     values = _values(
         notifications, stage=stage, order_id=order_id, customer_name=customer_name, data=data
     )
-    return {
+    templates = {
         name: StageTemplate(
             template.template_code,
             {key: value.format_map(values) for key, value in template.template_params.items()},
         )
         for name, template in stage_settings.provider_templates.items()
     }
+    return stage_settings.template.format_map(values), templates
 
 
 def _values(

@@ -22,13 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dialer.messaging.ports import (
     AcceptedEvent,
     IncomingEvent,
-    StageTemplate,
     StoredEvent,
 )
 from dialer.store import contacts as contact_rows
 from dialer.store.engine import Store, batch_fails_alone, reading, writing
 from dialer.store.notify import announce_queued
-from dialer.store.schema import events, opt_outs, outbound_messages
+from dialer.store.schema import events, opt_outs, outbound_messages, templates_json
 from dialer.store.timeline import add_entries
 from dialer.timeline import NewEntry
 
@@ -119,7 +118,7 @@ async def _insert_messages(
             "segments": item.message.segments,
             "status": "queued",
             "next_attempt_at": item.message.next_attempt_at,
-            "templates": _templates_json(item.message.templates),
+            "templates": templates_json(item.message.templates),
             "created_at": item.now,
             "updated_at": item.now,
         }
@@ -283,18 +282,3 @@ class EventStore:
                 accepted = AcceptedEvent(False, accepted.stored, None, None, [])
             results.append(accepted)
         return results
-
-
-def _templates_json(templates: Mapping[str, StageTemplate]) -> dict[str, Any] | None:
-    """How a message's provider templates are stored (`outbound_messages.templates`): the
-    variables as [name, value] pairs, since their order counts (Tencent sends them by
-    position) and PostgreSQL's JSONB does not keep the order of an object's keys."""
-    if not templates:
-        return None
-    return {
-        name: {
-            "code": template.code,
-            "params": [[key, value] for key, value in template.params.items()],
-        }
-        for name, template in templates.items()
-    }

@@ -8,7 +8,7 @@ datetime is refused when written.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ __all__ = [
     "runner_slots",
     "seen_callbacks",
     "sessions",
+    "templates_json",
     "timeline",
     "workers",
 ]
@@ -325,3 +326,18 @@ follow_ups = sa.Table(
     sa.Column("done_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("rule", "subject"),
 )
+
+
+def templates_json(templates: Mapping[str, Any]) -> dict[str, Any] | None:
+    """How a message's provider templates are stored (`outbound_messages.templates`): the
+    variables as [name, value] pairs, since their order counts (Tencent sends them by
+    position) and PostgreSQL's JSONB does not keep the order of an object's keys."""
+    if not templates:
+        return None
+    return {
+        name: {
+            "code": template.code,
+            "params": [[key, value] for key, value in template.params.items()],
+        }
+        for name, template in templates.items()
+    }

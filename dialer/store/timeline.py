@@ -22,7 +22,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dialer.store.engine import Store, writing
-from dialer.store.schema import campaigns, contacts, follow_ups, outbound_messages, timeline
+from dialer.store.schema import (
+    campaigns,
+    contacts,
+    follow_ups,
+    outbound_messages,
+    templates_json,
+    timeline,
+)
 from dialer.store.timeline_reports import entries_for, row_entry
 from dialer.timeline import FollowUpAction, NewEntry, TimelineEntry
 
@@ -152,6 +159,7 @@ class TimelineStore:
                     phone=message.phone,
                     body=message.body,
                     segments=message.segments,
+                    templates=templates_json(message.templates),
                     status="queued",
                     next_attempt_at=message.next_attempt_at,
                     created_at=now,

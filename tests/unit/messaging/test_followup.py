@@ -118,3 +118,43 @@ def test_an_entry_that_cannot_be_followed_up_does_not_hold_up_the_others() -> No
     broken = entry("sms_reply", "1", pending=[{"campaign": "refusal-callback"}])  # no contact_id
     actions = decide([broken, finished("done")], settings(), NOW)
     assert [json.loads(a.messages[0].body)["event"] for a in actions] == ["contact.finished"]
+
+
+MAINLAND = BASE.replace(
+    """  stages:
+    callback_missed: {template: "{signature}订单{order_id}未接通，回复1重新派送", urgent: true}
+""",
+    """  providers:
+    aliyun:
+      type: aliyun
+      access_key_id: "${AK}"
+      access_key_secret: "${AS}"
+      sign_name: 好物优选
+  primary: aliyun
+  stages:
+    callback_missed:
+      template: "{signature}订单{order_id}未接通，回复1重新派送"
+      urgent: true
+      provider_templates:
+        aliyun: {template_code: SMS_1001, template_params: {order: "{order_id}"}}
+""",
+).replace(
+    '    redelivery_confirm: {template: "订单{order_id}将重新派送"}\n',
+    """    redelivery_confirm:
+      template: "订单{order_id}将重新派送"
+      provider_templates: {aliyun: {template_code: SMS_1002}}
+""",
+)
+
+
+def test_an_escalation_sms_carries_its_stage_templates_for_a_mainland_provider() -> None:
+    environ = {"AMI_SECRET": "a", "API_TOKEN": "t", "AK": "k", "AS": "s"}
+    config = parse_settings(MAINLAND, source="c.yaml", base_dir=Path("."), environ=environ)
+    [rule] = decide([finished("failed")], config, NOW)
+    [sms] = rule.messages
+    [(provider, template)] = sms.templates.items()
+    assert (provider, template.code, dict(template.params)) == (
+        "aliyun",
+        "SMS_1001",
+        {"order": "A1"},
+    )
